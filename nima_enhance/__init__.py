@@ -1,0 +1,1 @@
+"""nima_enhance: NIMA aesthetic scoring and perceptual image enhancement."""

@@ -1,0 +1,88 @@
+"""Shared plumbing for the thin absl binaries: common flags, clean failures.
+
+Every binary ends bad input (bad flags, bad gin, missing data) with one line on
+stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging as std_logging
+import os
+import sys
+from typing import Callable
+
+from absl import app
+from absl import flags
+from absl import logging
+
+
+class UsageError(Exception):
+  """Bad user input; printed as one line and exit code 2."""
+
+
+# Errors raised by library code for bad input that should end a binary cleanly.
+def _user_error_types():
+  from nima_enhance import config  # pylint: disable=g-import-not-at-top
+  from nima_enhance.data import images  # pylint: disable=g-import-not-at-top
+  return (UsageError, config.ConfigError, images.ImageReadError,
+          FileNotFoundError, NotADirectoryError)
+
+
+def define_gin_flags() -> None:
+  """--gin_file (repeatable) and --gin_bindings (repeatable)."""
+  flags.DEFINE_multi_string("gin_file", [], "Gin config file(s); a path, "
+                            "gin/nima/x.gin or nima/x.gin.")
+  flags.DEFINE_multi_string("gin_bindings", [], "Gin binding(s), e.g. "
+                            "'train_loop.num_steps=100'.")
+
+
+def define_model_dir_flag(required: bool = True) -> None:
+  flags.DEFINE_string("model_dir", None, "Model directory (checkpoints, "
+                      "summaries, operative_config.gin).")
+  if required:
+    flags.mark_flag_as_required("model_dir")
+
+
+def define_strategy_flags() -> None:
+  """--distribution_strategy, --tpu, --worker_hosts/--task_index, precision."""
+  flags.DEFINE_enum("distribution_strategy", "one_device",
+                    ["one_device", "mirrored", "multi_worker_mirrored", "tpu"],
+                    "tf.distribute strategy.")
+  flags.DEFINE_string("tpu", None, "TPU name or grpc:// address "
+                      "(--distribution_strategy=tpu).")
+  flags.DEFINE_string("worker_hosts", None, "Comma-separated host:port list; "
+                      "writes TF_CONFIG for multi_worker_mirrored.")
+  flags.DEFINE_integer("task_index", 0, "This worker's index in --worker_hosts.")
+  flags.DEFINE_integer("num_gpus", None, "GPUs for mirrored (default: all).")
+  flags.DEFINE_bool("mixed_precision", False, "mixed_float16 on GPU (with loss "
+                    "scaling), mixed_bfloat16 on TPU/CPU.")
+  flags.DEFINE_bool("jit_compile", False, "XLA-compile the training step.")
+  flags.DEFINE_integer("seed", 0, "Seed for every random choice.")
+
+
+def fail(message: str) -> None:
+  """Prints one line and exits with code 2."""
+  prog = os.path.basename(sys.argv[0]) if sys.argv else "nima_enhance"
+  sys.stderr.write(f"{prog}: error: {message}\n")
+  sys.stderr.flush()
+  sys.exit(2)
+
+
+def run_main(main: Callable[[list[str]], None]) -> None:
+  """absl app.run with bad input turned into one line + exit code 2."""
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  std_logging.getLogger("tensorflow").setLevel(std_logging.ERROR)
+
+  def _wrapped(argv):
+    logging.set_verbosity(logging.INFO)
+    try:
+      main(argv)
+    except _user_error_types() as err:
+      fail(str(err).strip().splitlines()[0] if str(err).strip() else
+           type(err).__name__)
+
+  try:
+    flags.FLAGS(sys.argv)  # Parse first so bad flags end in one line.
+  except flags.Error as err:
+    fail(str(err).splitlines()[0])
+  app.run(_wrapped, argv=sys.argv, flags_parser=lambda argv: argv)

@@ -1,0 +1,48 @@
+"""nima_enhance: NIMA aesthetic scoring and perceptual image enhancement."""
+
+import setuptools
+
+CONSOLE_SCRIPTS = [
+    "nima-train=nima_enhance.bin.nima_train:run",
+    "nima-eval=nima_enhance.bin.nima_eval:run",
+    "nima-score=nima_enhance.bin.nima_score:run",
+    "prep-targets=data_prep.targets:run",
+    "enhance-train=nima_enhance.bin.enhance_train:run",
+    "enhance-eval=nima_enhance.bin.enhance_eval:run",
+    "enhance=nima_enhance.bin.enhance:run",
+    "gamma-sweep=nima_enhance.bin.gamma_sweep:run",
+    "nima-export=nima_enhance.bin.nima_export:run",
+    "nima-enhance-demo=nima_enhance.bin.demo:run",
+]
+
+setuptools.setup(
+    name="nima_enhance",
+    version="0.1.0",
+    description=("Learned Perceptual Image Enhancement (Talebi & Milanfar): NIMA "
+                 "aesthetic scoring and CAN enhancement with a NIMA loss."),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    # The repo's top-level gin/ folder ships as package data under
+    # nima_enhance.configs, so binaries find "nima/mobilenet.gin" when installed.
+    packages=setuptools.find_packages(include=["nima_enhance", "nima_enhance.*",
+                                               "data_prep", "data_prep.*"])
+    + ["nima_enhance.configs"],
+    package_dir={"nima_enhance.configs": "gin"},
+    package_data={"nima_enhance.configs": ["*/*.gin", "*.gin"]},
+    include_package_data=True,
+    install_requires=[
+        "tensorflow>=2.16",
+        "tensorflow-datasets",
+        "numpy",
+        "scipy",
+        "absl-py",
+        "gin-config>=0.5",
+        "scikit-image",
+        "pillow",
+        "tqdm",
+        "matplotlib",
+    ],
+    extras_require={"test": ["pytest", "pytest-timeout"]},
+    entry_points={"console_scripts": CONSOLE_SCRIPTS},
+)

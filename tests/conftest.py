@@ -1,0 +1,32 @@
+"""Shared pytest set-up: quiet TF, no network, small real photos."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+# tensorflow-datasets must never try cloud storage in tests.
+os.environ.setdefault("TFDS_DISABLE_GCS", "1")
+os.environ.setdefault("NO_GCE_CHECK", "true")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+def pytest_configure(config):
+  config.addinivalue_line(
+      "markers", "slow: end-to-end test; deselect with -m 'not slow'")
+
+
+@pytest.fixture(scope="session")
+def real_photo():
+  """scikit-image's bundled 'astronaut' photo, float32 RGB in [0, 1]."""
+  from skimage import data  # pylint: disable=g-import-not-at-top
+  return data.astronaut().astype(np.float32) / 255.0
+
+
+@pytest.fixture(scope="session")
+def real_photos():
+  """A few bundled real colour photos (float32 RGB [0, 1]), keyed by name."""
+  from skimage import data  # pylint: disable=g-import-not-at-top
+  names = ["astronaut", "coffee", "chelsea", "rocket"]
+  return {n: getattr(data, n)().astype(np.float32) / 255.0 for n in names}
