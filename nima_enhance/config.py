@@ -8,6 +8,7 @@ TF 2.16+ no longer ships), so the operative config is written by
 
 from __future__ import annotations
 
+import importlib
 import importlib.resources
 import os
 from typing import Optional, Sequence
@@ -18,6 +19,33 @@ from nima_enhance.data import images
 
 _REPO_GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "gin")
+
+
+# Modules that declare gin configurables; imported before parsing so that any
+# binary accepts any binding of the project (e.g. a shared gin file).
+CONFIGURABLE_MODULES = (
+    "nima_enhance.models.nima",
+    "nima_enhance.data.ava",
+    "nima_enhance.train.loop",
+    "nima_enhance.train.nima_task",
+    "nima_enhance.models.can",
+    "nima_enhance.losses",
+    "nima_enhance.data.fivek",
+    "nima_enhance.train.enhancer_task",
+    "data_prep.local_laplacian",
+    "data_prep.dehaze",
+    "data_prep.targets",
+)
+
+
+def import_configurables() -> None:
+  """Imports every module that registers gin configurables."""
+  for name in CONFIGURABLE_MODULES:
+    try:
+      importlib.import_module(name)
+    except ModuleNotFoundError as err:
+      if err.name != name:  # A real missing dependency, not an absent module.
+        raise
 
 
 class ConfigError(ValueError):
@@ -65,6 +93,7 @@ def parse_gin(gin_files: Optional[Sequence[str]] = None,
               finalize: bool = True) -> None:
   """Parses gin files and bindings; errors become a one-line ConfigError."""
   files = [resolve_gin_file(f) for f in (gin_files or [])]
+  import_configurables()
   gin.add_config_file_search_path(_REPO_GIN_DIR)
   for directory in gin_search_dirs():
     gin.add_config_file_search_path(directory)

@@ -86,3 +86,56 @@ def run_main(main: Callable[[list[str]], None]) -> None:
   except flags.Error as err:
     fail(str(err).splitlines()[0])
   app.run(_wrapped, argv=sys.argv, flags_parser=lambda argv: argv)
+
+
+def setup_training(flag_values):
+  """Shared start of every training binary: cluster, precision, gin, strategy.
+
+  Returns:
+    the tf.distribute strategy named by --distribution_strategy.
+  """
+  import gin  # pylint: disable=g-import-not-at-top
+  import keras  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from nima_enhance import config  # pylint: disable=g-import-not-at-top
+  from nima_enhance.train import distribute  # pylint: disable=g-import-not-at-top
+  if flag_values.worker_hosts:
+    try:
+      distribute.write_tf_config(flag_values.worker_hosts.split(","),
+                                 flag_values.task_index)
+    except ValueError as err:
+      raise UsageError(str(err)) from None
+  if flag_values.mixed_precision:
+    on_gpu = bool(tf.config.list_physical_devices("GPU"))
+    policy = ("mixed_float16" if on_gpu and flag_values.distribution_strategy
+              != "tpu" else "mixed_bfloat16")
+    keras.mixed_precision.set_global_policy(policy)
+    logging.info("Mixed precision policy: %s", policy)
+  config.parse_gin(flag_values.gin_file, flag_values.gin_bindings,
+                   finalize=False)
+  if flag_values.jit_compile:
+    with gin.unlock_config():
+      gin.bind_parameter("train_loop.jit_compile", True)
+  try:
+    strategy = distribute.get_strategy(flag_values.distribution_strategy,
+                                       tpu=flag_values.tpu,
+                                       num_gpus=flag_values.num_gpus)
+  except ValueError as err:
+    raise UsageError(str(err)) from None
+  logging.info("Strategy %s with %d replica(s)", type(strategy).__name__,
+               strategy.num_replicas_in_sync)
+  return strategy
+
+
+def report_skipped(report, model_dir: str, split: str) -> None:
+  """Logs and records (model_dir/skipped_<split>.txt) unusable image files."""
+  from nima_enhance.data import images  # pylint: disable=g-import-not-at-top
+  print(f"{split}: {report.summary()}", file=sys.stderr)
+  if report.skipped:
+    for image_id, reason in sorted(report.skipped.items())[:20]:
+      logging.warning("skipped %s: %s", image_id, reason)
+    lines = "".join(f"{i}\t{r}\n" for i, r in sorted(report.skipped.items()))
+    path = os.path.join(model_dir, f"skipped_{split}.txt")
+    images.atomic_write_bytes(path, lines.encode("utf-8"))
+    logging.warning("%d %s images skipped; full list in %s",
+                    len(report.skipped), split, path)

@@ -1,0 +1,136 @@
+"""Restoring a trained NIMA and scoring images with it.
+
+One path for nima-eval, nima-score, the enhancer's frozen NIMA and export: the
+model is rebuilt from `model_spec.json` (written by the training loop) and the
+latest checkpoint, and images go through the same decode and evaluation
+preprocessing as in training (`ava.preprocess_tf`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Dict, Iterator, List, Optional, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from nima_enhance import metrics
+from nima_enhance.data import ava
+from nima_enhance.data import images
+from nima_enhance.models import nima as nima_lib
+
+
+@dataclasses.dataclass
+class NimaBundle:
+  """A restored NIMA with the preprocessing it was trained with."""
+  model: keras.Model
+  preprocessing: Dict[str, object]
+  spec: Dict[str, object]
+  checkpoint: Optional[str]
+
+
+def read_model_spec(model_dir: str) -> Dict[str, object]:
+  path = os.path.join(model_dir, "model_spec.json")
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"{path}: not found; is {model_dir} a model dir "
+                            "written by nima-train?")
+  with open(path, "r", encoding="utf-8") as f:
+    return json.load(f)
+
+
+def load_nima(model_dir: str) -> NimaBundle:
+  """Rebuilds NIMA from model_dir and restores its latest checkpoint.
+
+  Raises:
+    FileNotFoundError: no model_spec.json or no checkpoint in model_dir.
+  """
+  spec = read_model_spec(model_dir)
+  if spec.get("task") != "nima":
+    raise ValueError(f"{model_dir}: holds a {spec.get('task')!r} model, "
+                     "not NIMA")
+  checkpoint = tf.train.latest_checkpoint(model_dir)
+  if checkpoint is None:
+    raise FileNotFoundError(f"{model_dir}: no checkpoint found")
+  model = nima_lib.build_nima(weights=None, **spec.get("build_nima", {}))
+  tf.train.Checkpoint(model=model).restore(
+      checkpoint).expect_partial().assert_existing_objects_matched()
+  model.trainable = False
+  return NimaBundle(model, spec["preprocessing"], spec, checkpoint)
+
+
+def eval_pixels_tf(image: tf.Tensor,
+                   preprocessing: Dict[str, object]) -> tf.Tensor:
+  """float [0, 1] image -> NIMA input pixels [0, 255] (evaluation path)."""
+  return ava.preprocess_tf(image, preprocessing, training=False)
+
+
+@dataclasses.dataclass
+class ScoredImage:
+  path: str
+  distribution: Optional[np.ndarray]  # [10], None when skipped
+  error: Optional[str] = None
+
+  @property
+  def mean(self) -> float:
+    return float(metrics.mean_score(self.distribution))
+
+  @property
+  def std(self) -> float:
+    return float(metrics.std_score(self.distribution))
+
+
+def score_files(bundle: NimaBundle, paths: Sequence[str], batch_size: int = 32
+               ) -> Iterator[ScoredImage]:
+  """Scores image files in order; unreadable files are yielded with an error.
+
+  Files are first checked with the shared decoder (cheap next to the network),
+  then decoded again in a parallel tf.data pipeline so the model never waits.
+  """
+  checked: List[ScoredImage] = []
+  good_paths = []
+  for path in paths:
+    try:
+      with open(path, "rb") as f:
+        data = f.read()
+      kind = images.sniff_format(data) if data else None
+      if kind is None or kind == "tiff":
+        raise images.ImageReadError(f"{path}: not a JPEG/PNG/GIF/BMP image")
+      checked.append(ScoredImage(path, None))
+      good_paths.append(path)
+    except (OSError, images.ImageReadError) as err:
+      checked.append(ScoredImage(path, None, str(err)))
+  results = {}
+  if good_paths:
+    dataset = tf.data.Dataset.from_tensor_slices(good_paths)
+    dataset = dataset.map(
+        lambda p: (p, eval_pixels_tf(ava.load_image_tf(p),
+                                     bundle.preprocessing)),
+        num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.ignore_errors().batch(batch_size).prefetch(
+        tf.data.AUTOTUNE)
+    predict = tf.function(lambda x: bundle.model(x, training=False))
+    for batch_paths, pixels in dataset:
+      for p, dist in zip(batch_paths.numpy(), predict(pixels).numpy()):
+        results[p.decode("utf-8")] = dist
+  for item in checked:
+    if item.error is None:
+      if item.path in results:
+        item.distribution = results[item.path]
+      else:
+        item.error = f"{item.path}: cannot decode image"
+    yield item
+
+
+def evaluate_split(bundle: NimaBundle, ava_dir: str, ratings: ava.AvaRatings,
+                   batch_size: int = 32) -> Dict[str, float]:
+  """Table 1 metrics of the model on `ratings` (already checked files)."""
+  dataset = ava.make_dataset(ava_dir, ratings, bundle.preprocessing,
+                             batch_size, training=False)
+  predict = tf.function(lambda x: bundle.model(x, training=False))
+  streaming = metrics.RatingMetrics()
+  for pixels, distribution in dataset:
+    streaming.update(distribution, predict(pixels))
+  return streaming.result()
