@@ -1,0 +1,124 @@
+"""NIMA: a baseline CNN whose classifier is replaced by a 10-bucket softmax.
+
+Paper section 2.1 / Fig. 3: baseline CNN (fully convolutional), global average
+pooling, dropout, one fully connected layer with 10 outputs and a softmax over
+the score buckets 1..10. The model takes float pixels in [0, 255] and owns its
+preprocessing (DESIGN.md section 7).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional, Tuple
+
+import gin
+import keras
+import tensorflow as tf
+
+from nima_enhance.models import backbones
+
+NUM_BUCKETS = 10
+HEAD_NAME = "nima_head"
+
+
+class WeightsNotFoundError(FileNotFoundError, ValueError):
+  """A `weights` path that does not exist or holds no checkpoint.
+
+  Both a FileNotFoundError and a ValueError, so callers catching either work.
+  """
+
+
+@gin.configurable("build_nima")
+def build_nima(backbone: str = "mobilenet",
+               input_shape: Tuple[Optional[int], Optional[int], int] = (
+                   None, None, 3),
+               weights: Optional[str] = "imagenet",
+               dropout: float = 0.75) -> keras.Model:
+  """Builds NIMA on a registered backbone or a keras.applications model.
+
+  Args:
+    backbone: "mobilenet", "vgg16", "inception_v2" or a keras.applications
+      model name such as "MobileNetV2" (see `backbones.get_backbone_builder`).
+    input_shape: [H, W, 3]; None sizes accept any image size.
+    weights: "imagenet" (ImageNet backbone, random head), None (all random) or
+      a path to our own weights: a folder (its latest tf.train checkpoint), a
+      `*.weights.h5` file, or a tf.train.Checkpoint prefix written as
+      `tf.train.Checkpoint(model=model, ...)` by the training loop.
+    dropout: dropout rate before the head.
+
+  Returns:
+    Model mapping [batch, H, W, 3] float pixels in [0, 255] to [batch, 10]
+    bucket probabilities. The last layer is a Dense named "nima_head", which
+    the trainer uses to give the head its own learning rate.
+
+  Raises:
+    ValueError: unknown backbone, or a checkpoint that does not fit the model.
+    WeightsNotFoundError: `weights` is a path that does not exist / holds no
+      checkpoint.
+  """
+  builder = backbones.get_backbone_builder(backbone)
+  from_file = weights not in ("imagenet", None)
+  if from_file:
+    # Fail before the (possibly large) model is built.
+    weights_path = _resolve_weights_path(os.fspath(weights))
+  inputs = keras.Input(shape=tuple(input_shape), name="image", dtype="float32")
+  features = builder(inputs, None if from_file else weights)
+  if len(features.shape) == 4:
+    features = keras.layers.GlobalAveragePooling2D(name="global_pool")(features)
+  elif len(features.shape) != 2:
+    raise ValueError(f"backbone {backbone!r} returned features of shape "
+                     f"{features.shape}; expected 2-D or 4-D")
+  x = keras.layers.Dropout(dropout, name="head_dropout")(features)
+  outputs = keras.layers.Dense(NUM_BUCKETS, activation="softmax",
+                               name=HEAD_NAME)(x)
+  model = keras.Model(inputs, outputs, name=f"nima_{backbone}")
+  if from_file:
+    load_nima_weights(model, weights_path)
+  return model
+
+
+def _resolve_weights_path(path: str) -> str:
+  """A directory's latest checkpoint, an existing .h5 file, or a prefix."""
+  if tf.io.gfile.isdir(path):
+    latest = tf.train.latest_checkpoint(path)
+    if latest is None:
+      raise WeightsNotFoundError(f"NIMA weights: no checkpoint in folder {path}")
+    return latest
+  if path.endswith(".h5") or path.endswith(".keras"):
+    if not tf.io.gfile.exists(path):
+      raise WeightsNotFoundError(f"NIMA weights: {path} does not exist")
+    return path
+  if not tf.io.gfile.exists(path + ".index"):
+    raise WeightsNotFoundError(
+        f"NIMA weights: {path} is neither a folder, a .weights.h5 file nor a "
+        f"checkpoint prefix ({path}.index does not exist)")
+  return path
+
+
+def load_nima_weights(model: keras.Model, path: str) -> str:
+  """Loads our own NIMA weights into `model`; returns the path used.
+
+  Args:
+    model: a NIMA model of the architecture the weights were saved from.
+    path: folder, `*.weights.h5` / `.keras` file, or tf.train checkpoint prefix.
+
+  Raises:
+    WeightsNotFoundError: nothing at `path`.
+    ValueError: the checkpoint does not cover the model's variables.
+  """
+  path = _resolve_weights_path(path)
+  if path.endswith(".h5") or path.endswith(".keras"):
+    model.load_weights(path)
+    return path
+  try:
+    status = tf.train.Checkpoint(model=model).restore(path)
+    # Optimizer slots and counters saved beside the model are not needed here.
+    status.expect_partial()
+    status.assert_existing_objects_matched()
+  except (AssertionError, ValueError, tf.errors.OpError) as err:
+    first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    raise ValueError(
+        f"NIMA weights: checkpoint {path} does not match this "
+        f"{model.name} model (was it saved as tf.train.Checkpoint(model=...) "
+        f"from the same backbone?): {first[:300]}") from None
+  return path
