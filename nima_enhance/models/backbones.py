@@ -17,6 +17,7 @@ Registered: "mobilenet", "vgg16", "inception_v2". Any other name of a
 
 from __future__ import annotations
 
+import importlib
 from typing import Callable, Dict, List, Optional
 
 import keras
@@ -41,6 +42,7 @@ def register_backbone(name: str) -> Callable[[Builder], Builder]:
 
 def available_backbones() -> List[str]:
   """Registered backbone names (keras.applications names work in addition)."""
+  _import_optional_backbones()
   return sorted(_REGISTRY)
 
 
@@ -50,6 +52,8 @@ def get_backbone_builder(name: str) -> Builder:
   Raises:
     ValueError: naming the known backbones if `name` is neither.
   """
+  if name not in _REGISTRY:
+    _import_optional_backbones()
   if name in _REGISTRY:
     return _REGISTRY[name]
   if _application_function(name) is not None:
@@ -58,6 +62,19 @@ def get_backbone_builder(name: str) -> Builder:
       f"unknown NIMA backbone {name!r}; known: {', '.join(available_backbones())}"
       ", or any keras.applications model name (e.g. InceptionV3, MobileNetV2, "
       "EfficientNetB0, ResNet50)")
+
+
+# Modules that register more backbones when imported. They import this module,
+# so they are loaded on first lookup instead of at import time (no cycle).
+_OPTIONAL_BACKBONE_MODULES = ("nima_enhance.models.small",)
+
+
+def _import_optional_backbones() -> None:
+  for module in _OPTIONAL_BACKBONE_MODULES:
+    try:
+      importlib.import_module(module)
+    except ImportError:
+      pass
 
 
 def _check_weights(name: str, weights: Optional[str]) -> None:
