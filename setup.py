@@ -33,6 +33,7 @@ setuptools.setup(
     include_package_data=True,
     install_requires=[
         "tensorflow>=2.16",
+        "tensorboard",  # tf.summary needs it; TF 2.21 no longer pulls it in
         "tensorflow-datasets",
         "numpy",
         "scipy",

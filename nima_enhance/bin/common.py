@@ -82,10 +82,11 @@ def run_main(main: Callable[[list[str]], None]) -> None:
            type(err).__name__)
 
   try:
-    flags.FLAGS(sys.argv)  # Parse first so bad flags end in one line.
+    # Parse first so bad flags end in one line; app.run gets the positionals.
+    remaining = flags.FLAGS(sys.argv)
   except flags.Error as err:
     fail(str(err).splitlines()[0])
-  app.run(_wrapped, argv=sys.argv, flags_parser=lambda argv: argv)
+  app.run(_wrapped, argv=sys.argv, flags_parser=lambda _: remaining)
 
 
 def setup_training(flag_values):

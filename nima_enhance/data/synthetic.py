@@ -27,7 +27,7 @@ DEGRADATIONS = ("none", "blur", "noise", "jpeg", "underexpose", "overexpose",
 # Bundled colour and grayscale photographs (no download needed).
 PHOTO_NAMES = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field",
                "immunohistochemistry", "retina", "camera", "coins", "moon",
-               "clock", "brick", "grass", "gravel", "horse", "cell")
+               "clock", "brick", "grass", "gravel", "cell")
 
 
 def bundled_photos(names=PHOTO_NAMES) -> Dict[str, np.ndarray]:
