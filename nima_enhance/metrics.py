@@ -15,7 +15,9 @@ import numpy as np
 import tensorflow as tf
 
 NUM_BUCKETS = 10
-SCORES = tf.range(1, NUM_BUCKETS + 1, dtype=tf.float32)
+# numpy, not a tf constant: creating tensors at import would initialize the
+# TF runtime before a binary can configure devices.
+SCORES = np.arange(1, NUM_BUCKETS + 1, dtype=np.float32)
 # AVA's two-class protocol: an image is "high quality" when its mean score is
 # above 5 (Murray et al.; the paper's Table 1 accuracy column).
 TWO_CLASS_THRESHOLD = 5.0
@@ -51,13 +53,13 @@ def emd(p, q, r: float = 2.0) -> tf.Tensor:
 def mean_score(probs) -> tf.Tensor:
   """Mean score sum_i s_i p_i with s_i = 1..10, per example: [..., 10] -> [...]."""
   probs = tf.convert_to_tensor(probs)
-  return tf.reduce_sum(probs * tf.cast(SCORES, probs.dtype), axis=-1)
+  return tf.reduce_sum(probs * tf.constant(SCORES, probs.dtype), axis=-1)
 
 
 def std_score(probs) -> tf.Tensor:
   """Standard deviation of the score distribution, per example."""
   probs = tf.convert_to_tensor(probs)
-  scores = tf.cast(SCORES, probs.dtype)
+  scores = tf.constant(SCORES, probs.dtype)
   mean = mean_score(probs)[..., None]
   variance = tf.reduce_sum(probs * tf.square(scores - mean), axis=-1)
   return tf.sqrt(tf.maximum(variance, 0.0))

@@ -330,7 +330,9 @@ def make_dataset(ava_dir: str, ratings: AvaRatings,
     return image, distribution
 
   options = tf.data.Options()
-  options.deterministic = not training
+  # Ordered output (still decoded in parallel): a resumed run must see exactly
+  # the batches an uninterrupted run would.
+  options.deterministic = True
   dataset = dataset.map(load, num_parallel_calls=num_parallel_calls)
   # A file that changed after the manifest check must not stop a long run.
   dataset = dataset.ignore_errors(log_warning=True)

@@ -1,0 +1,113 @@
+"""AVA parsing, splits, the checked-file manifest and the tf.data pipeline."""
+
+import os
+
+import numpy as np
+import pytest
+
+from nima_enhance.data import ava
+from nima_enhance.data import synthetic
+
+_LINE = "1 953619 0 1 5 17 38 36 15 6 5 1 1 22 1396\n"
+
+
+@pytest.fixture(scope="module")
+def ava_dir(tmp_path_factory):
+  root = str(tmp_path_factory.mktemp("ava"))
+  synthetic.make_synthetic_ava(root, num_images=40, image_size=(48, 64))
+  return root
+
+
+def test_parse_real_ava_line(tmp_path):
+  path = tmp_path / "AVA.txt"
+  path.write_text(_LINE + "2 953958 10 7 15 26 26 21 10 8 1 2 15 21 1396\n")
+  ratings = ava.parse_ava_txt(str(path))
+  assert ratings.image_ids == ["953619", "953958"]
+  counts = np.array([0, 1, 5, 17, 38, 36, 15, 6, 5, 1], np.float64)
+  np.testing.assert_allclose(ratings.distributions[0], counts / counts.sum(),
+                             rtol=1e-6)
+  assert ratings.vote_counts.tolist() == [124, 126]
+
+
+@pytest.mark.parametrize("bad_line,message", [
+    ("2 953958 10 7 15 26 26 21 10 8 1 2 15 21\n", "expected 15 columns"),
+    ("2 953958 10 x 15 26 26 21 10 8 1 2 15 21 1396\n", "integers"),
+    ("2 953958 0 0 0 0 0 0 0 0 0 0 15 21 1396\n", "at least one vote"),
+    ("2 953619 1 1 1 1 1 1 1 1 1 1 15 21 1396\n", "duplicate"),
+])
+def test_malformed_line_names_file_and_line(tmp_path, bad_line, message):
+  path = tmp_path / "AVA.txt"
+  path.write_text(_LINE + bad_line)
+  with pytest.raises(ava.AvaFormatError, match=f"AVA.txt:2: .*{message}"):
+    ava.parse_ava_txt(str(path))
+
+
+def test_missing_ava_txt(tmp_path):
+  with pytest.raises(FileNotFoundError, match="AVA.txt"):
+    ava.load_split(str(tmp_path), "train")
+
+
+def test_seeded_split_is_80_20_disjoint_and_stable(ava_dir):
+  ids = [str(i) for i in range(1000)]
+  train = ava.split_ids(ava_dir, ids, "train", seed=3)
+  test = ava.split_ids(ava_dir, ids, "test", seed=3)
+  assert len(test) == 200 and len(train) == 800
+  assert not set(train) & set(test)
+  # Order of the input list does not change the split.
+  assert set(ava.split_ids(ava_dir, ids[::-1], "test", seed=3)) == set(test)
+  assert set(ava.split_ids(ava_dir, ids, "test", seed=4)) != set(test)
+
+
+def test_official_test_list_wins(tmp_path):
+  lists = tmp_path / "aesthetics_image_lists"
+  lists.mkdir()
+  (lists / "generic_test.jpgl").write_text("7\n9\n")
+  ids = [str(i) for i in range(10)]
+  assert ava.split_ids(str(tmp_path), ids, "test") == ["7", "9"]
+  assert len(ava.split_ids(str(tmp_path), ids, "train")) == 8
+
+
+def test_check_images_skips_and_caches(ava_dir, monkeypatch):
+  ratings = ava.parse_ava_txt(os.path.join(ava_dir, "AVA.txt"))
+  report = ava.check_images(ava_dir, ratings.image_ids)
+  assert len(report.good) == 40
+  kinds = sorted(r.split(":")[0] for r in report.skipped.values())
+  assert kinds == ["corrupt", "missing", "not-an-image"]
+  assert "3 skipped" in report.summary()
+  # Second pass: everything comes from the manifest, nothing is decoded.
+  calls = []
+  monkeypatch.setattr(ava, "_check_one", lambda p: calls.append(p))
+  again = ava.check_images(ava_dir, ratings.image_ids)
+  assert calls == [] and again.good == report.good
+
+
+def test_training_dataset_shapes_and_resume(ava_dir):
+  ratings, _ = ava.load_split(ava_dir, "all")
+  prep = {"mode": "paper", "image_size": [32, 40], "resize_size": 64,
+          "random_flip": False}
+  dataset = ava.make_dataset(ava_dir, ratings, prep, batch_size=4,
+                             training=True, seed=1)
+  batches = [labels.numpy() for _, labels in dataset.take(12)]
+  pixels, labels = next(iter(dataset))
+  assert pixels.shape == (4, 32, 40, 3) and labels.shape == (4, 10)
+  assert 0.0 <= float(np.min(pixels)) and float(np.max(pixels)) <= 255.0
+  # One epoch (10 batches of 4) covers the whole list: shuffle is global.
+  seen = np.concatenate(batches[:10])
+  assert len({tuple(np.round(r, 6)) for r in seen}) == 40
+  # Skipping 8 examples equals dropping the first two batches (resume).
+  resumed = ava.make_dataset(ava_dir, ratings, prep, batch_size=4,
+                             training=True, seed=1, start_example=8)
+  for expected, (_, got) in zip(batches[2:6], resumed.take(4)):
+    np.testing.assert_array_equal(expected, got.numpy())
+
+
+def test_crop_mode_and_eval_dataset(ava_dir):
+  ratings, _ = ava.load_split(ava_dir, "test")
+  prep = {"mode": "crop", "image_size": [24, 24], "resize_size": 32,
+          "random_flip": True}
+  dataset = ava.make_dataset(ava_dir, ratings, prep, batch_size=3,
+                             training=False)
+  total = sum(int(labels.shape[0]) for _, labels in dataset)
+  assert total == len(ratings)
+  pixels, _ = next(iter(dataset))
+  assert pixels.shape[1:] == (24, 24, 3)
