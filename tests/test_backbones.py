@@ -113,3 +113,29 @@ def test_register_custom_backbone_with_2d_features():
 def test_bad_weights_value_for_backbone():
   with pytest.raises(ValueError, match="imagenet"):
     backbones.build_mobilenet(keras.Input((None, None, 3)), "places365")
+
+
+def test_vgg16_imagenet_mapping(monkeypatch):
+  """fc1/fc2 become fc6/fc7 kernels: at 224x224 fc7 equals Keras' fc2.
+
+  A randomly initialised include_top VGG16 stands in for the ImageNet file,
+  which cannot be downloaded here; the copying code is the real one.
+  """
+  original = keras.applications.VGG16
+  made = []
+
+  def fake_vgg16(**kwargs):
+    made.append(original(**{**kwargs, "weights": None}))
+    return made[-1]
+
+  monkeypatch.setattr(keras.applications, "VGG16", fake_vgg16)
+  inputs = keras.Input((224, 224, 3))
+  fc7 = keras.Model(inputs, backbones.build_vgg16(inputs, "imagenet"))
+  reference = made[0]
+  fc2 = keras.Model(reference.input, reference.get_layer("fc2").output)
+  x = np.random.RandomState(0).uniform(0, 255, (1, 224, 224, 3)).astype(
+      np.float32)
+  expected = fc2(keras.applications.vgg16.preprocess_input(x.copy()))
+  assert float(np.abs(expected).max()) > 0
+  np.testing.assert_allclose(fc7(x, training=False)[:, 0, 0, :], expected,
+                             rtol=1e-4, atol=1e-4)

@@ -103,6 +103,8 @@ _MIXED: List[Tuple[str, List[List[_Op]]]] = [
 ]
 
 STEM = "Conv2d_1a_7x7"
+# A model holding the backbone (possibly nested) or its layers by name.
+LayerSource = Union[keras.Model, Mapping[str, keras.layers.Layer]]
 NUM_FEATURES = 1024
 
 
@@ -246,7 +248,7 @@ def _find_layers(model: keras.Model) -> Dict[str, keras.layers.Layer]:
   return found
 
 
-def slim_variable_map(model: Union[keras.Model, Mapping[str, keras.layers.Layer]],
+def slim_variable_map(model: LayerSource,
                       scope: str = SLIM_SCOPE) -> Dict[str, keras.Variable]:
   """Maps every TF-Slim checkpoint name of the backbone to its Keras variable.
 
@@ -310,7 +312,7 @@ def _folded_stem(reader, shapes, prefix: str) -> Optional[Dict[str, np.ndarray]]
   }
 
 
-def load_slim_checkpoint(model: Union[keras.Model, Mapping[str, keras.layers.Layer]],
+def load_slim_checkpoint(model: LayerSource,
                          checkpoint: str, scope: str = SLIM_SCOPE) -> int:
   """Copies a TF-Slim Inception-v2 checkpoint into the Keras layers by name.
 
@@ -358,7 +360,7 @@ def load_slim_checkpoint(model: Union[keras.Model, Mapping[str, keras.layers.Lay
   return len(targets)
 
 
-def save_slim_checkpoint(model: Union[keras.Model, Mapping[str, keras.layers.Layer]],
+def save_slim_checkpoint(model: LayerSource,
                          prefix: str, scope: str = SLIM_SCOPE,
                          exclude: Sequence[str] = ()) -> str:
   """Writes the backbone's variables under their TF-Slim names.
