@@ -6,7 +6,10 @@ Public API (DESIGN.md section 4):
   estimate_airlight(image)
 """
 
+from data_prep.airlight import estimate_airlight
+from data_prep.dehaze import nonlocal_dehaze
 from data_prep.local_laplacian import llf_params
 from data_prep.local_laplacian import local_laplacian
 
-__all__ = ["local_laplacian", "llf_params"]
+__all__ = ["local_laplacian", "llf_params", "nonlocal_dehaze",
+           "estimate_airlight"]
