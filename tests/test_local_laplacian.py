@@ -1,0 +1,126 @@
+"""Local Laplacian filter: pyramid identities, exact-method properties, fast."""
+
+import importlib
+
+import numpy as np
+import pytest
+
+import data_prep
+from data_prep import pyramid
+
+# `data_prep.local_laplacian` is the function (the package re-exports it); the
+# module holding it is reached through importlib.
+llf = importlib.import_module("data_prep.local_laplacian")
+
+
+def _crop(photo, size=64, y=100, x=180):
+  return np.ascontiguousarray(photo[y:y + size, x:x + size])
+
+
+def test_kernel_sums_to_one_and_is_symmetric():
+  assert pyramid.KERNEL.sum() == pytest.approx(1.0, abs=1e-12)
+  np.testing.assert_array_equal(pyramid.KERNEL, pyramid.KERNEL[::-1])
+
+
+def test_num_levels_from_size():
+  assert pyramid.num_levels(256, 256) == 7  # 256 .. 4
+  assert pyramid.num_levels(5, 300) == 1
+  assert pyramid.num_levels(480, 640) == 8
+
+
+def test_laplacian_pyramid_reconstruction_is_exact():
+  rng = np.random.default_rng(0)
+  image = rng.random((37, 50))
+  bands = pyramid.laplacian_pyramid(image, pyramid.num_levels(37, 50))
+  assert np.abs(pyramid.collapse(bands) - image).max() < 1e-6
+
+
+def test_downsample_keeps_constants_and_upsample_interpolates_lines():
+  flat = np.full((20, 30), 0.3)
+  np.testing.assert_allclose(pyramid.downsample(flat), 0.3, atol=1e-12)
+  ramp = np.tile(np.arange(9.0), (4, 1))  # linear in x, mirrored at the ends
+  up = pyramid.upsample(ramp[:, ::2], (4, 9))
+  np.testing.assert_allclose(up[:, 1:-1], ramp[:, 1:-1], atol=1e-12)
+
+
+def test_exact_matches_brute_force_definition():
+  rng = np.random.default_rng(1)
+  values = rng.random((20, 27)).astype(np.float32)
+  levels = pyramid.num_levels(*values.shape)
+  remap = lambda v, g: llf.remap(v, g, 0.1, 0.5, 0.6)  # noqa: E731
+  gauss = pyramid.gaussian_pyramid(values, levels)
+  bands = []
+  for level in range(levels - 1):
+    band = np.empty_like(gauss[level])
+    for i in range(band.shape[0]):
+      for j in range(band.shape[1]):
+        full = pyramid.laplacian_pyramid(remap(values, gauss[level][i, j]),
+                                         levels)
+        band[i, j] = full[level][i, j]
+    bands.append(band)
+  bands.append(gauss[-1])
+  reference = pyramid.collapse(bands)
+  exact = llf.filter_channel(values, 0.1, 0.5, 0.6, method="exact")
+  assert np.abs(reference - exact).max() < 1e-5
+
+
+@pytest.mark.parametrize("method", ["exact", "fast"])
+def test_identity_parameters_return_input(real_photo, method):
+  crop = _crop(real_photo)
+  out = data_prep.local_laplacian(crop, 0.2, 1.0, 1.0, method=method)
+  assert np.abs(out - crop).max() < 1e-5
+
+
+def _local_contrast(image):
+  lum = llf.intensity(image)
+  from scipy import ndimage  # pylint: disable=g-import-not-at-top
+  return np.mean(np.abs(lum - ndimage.uniform_filter(lum, 5)))
+
+
+def test_detail_enhancement_raises_local_contrast(real_photo):
+  crop = _crop(real_photo)
+  params = llf.llf_params("detail_enhancement", method="exact")
+  assert params["alpha"] < 1 and params["beta"] == 1
+  out = data_prep.local_laplacian(crop, **params)
+  assert _local_contrast(out) > 1.2 * _local_contrast(crop)
+
+
+def test_tone_mapping_compresses_range(real_photo):
+  crop = _crop(real_photo, size=96, y=0, x=0)
+  params = llf.llf_params("tone_mapping", method="exact")
+  assert params["beta"] < 1 and params["domain"] == "log"
+  out = data_prep.local_laplacian(crop, **params)
+  spread = lambda im: np.std(np.log(llf.intensity(im) + llf.LOG_EPS))  # noqa
+  assert spread(out) < 0.95 * spread(crop)
+
+
+def test_default_num_samples_rule():
+  assert llf.default_num_samples(1.0, 0.2, alpha=0.5) == 21
+  assert llf.default_num_samples(1.0, 0.4, alpha=1.0) == 8
+  assert llf.default_num_samples(100.0, 0.01, alpha=0.5) == 64
+
+
+@pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea", "rocket"])
+@pytest.mark.parametrize("preset", ["detail_enhancement", "tone_mapping"])
+def test_fast_within_tolerance_of_exact(real_photos, name, preset):
+  crop = _crop(real_photos[name], size=80, y=60, x=120)
+  params = llf.llf_params(preset)
+  params.pop("method")
+  exact = data_prep.local_laplacian(crop, method="exact", **params)
+  fast = data_prep.local_laplacian(crop, method="fast", **params)
+  assert np.mean(np.abs(exact - fast)) < 0.01
+
+
+def test_output_is_rgb_in_unit_range(real_photo):
+  out = data_prep.local_laplacian(_crop(real_photo), 0.1, 0.25, 1.0)
+  assert out.shape == (64, 64, 3) and out.dtype == np.float32
+  assert out.min() >= 0.0 and out.max() <= 1.0
+
+
+def test_bad_arguments():
+  with pytest.raises(ValueError):
+    data_prep.local_laplacian(np.zeros((8, 8)), 0.2, 0.5, 1.0)
+  with pytest.raises(ValueError):
+    data_prep.local_laplacian(np.zeros((8, 8, 3)), 0.2, 0.5, 1.0, method="x")
+  with pytest.raises(ValueError):
+    llf.llf_params("nope")
