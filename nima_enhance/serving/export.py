@@ -1,0 +1,474 @@
+"""SavedModel export of the NIMA scorer and the CAN enhancer, and their clients.
+
+`export_model` restores the latest checkpoint of a model dir and writes a
+SavedModel in TF Serving's versioned layout, `<export_dir>/<seconds>/`, with
+the signatures of DESIGN.md section 5:
+
+scorer (serving_default = score_image_bytes)
+  score_image_bytes(images: string[batch])  JPEG/PNG/GIF/BMP bytes
+  score_images(images: float32[batch, h, w, 3] in [0, 255])
+    -> {"distribution": float32[batch, 10], "mean": float32[batch],
+        "std": float32[batch]}
+
+enhancer (serving_default = enhance_image_bytes)
+  enhance_image_bytes(image: string[])  one encoded image, any size
+    -> {"image": string[]}  8-bit RGB PNG of the same size
+  enhance(images: float32[batch, h, w, 3] in [0, 1])
+    -> {"images": float32[batch, h, w, 3] in [0, 1]}
+
+Decoding and resizing happen inside the graph with the project's one image path
+(`images.decode_image_tf`, `ava.preprocess_tf(training=False)` with the
+preprocessing recorded in model_spec.json), so a served score equals what
+nima-score computes from the checkpoint. The graph holds only stock TensorFlow
+ops: the SavedModel loads with plain `tf.saved_model.load` (or TF Serving)
+without this package.
+
+Beside the graph, `assets.extra/` (TF Serving's place for files it does not
+read) holds `operative_config.gin` (copied from the model dir) and
+`model_metadata.json` (kind, architecture, preprocessing, training step,
+source checkpoint, signatures).
+
+`score_files_with_saved_model` and `load_enhancer` are the in-package clients
+behind `nima-score --saved_model` and `enhance --saved_model`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+import time
+from typing import Callable, Dict, Iterator, List, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from nima_enhance import metrics
+from nima_enhance import scoring
+from nima_enhance.data import ava
+from nima_enhance.data import images
+
+SCORER = "scorer"
+ENHANCER = "enhancer"
+KINDS = (SCORER, ENHANCER)
+# model_spec.json "task" written by each training task.
+_TASK_OF_KIND = {SCORER: "nima", ENHANCER: "enhancer"}
+METADATA_FILE = "model_metadata.json"
+OPERATIVE_CONFIG_FILE = "operative_config.gin"
+ASSETS_EXTRA = "assets.extra"
+# Bit depth of enhance_image_bytes' PNG (see export_enhancer for why 8).
+ENHANCED_PNG_BIT_DEPTH = 8
+
+SIGNATURES = {
+    SCORER: {
+        "score_image_bytes": {
+            "inputs": {"images": "string[batch]: encoded JPEG/PNG/GIF/BMP"},
+            "outputs": {"distribution": "float32[batch, 10]",
+                        "mean": "float32[batch]", "std": "float32[batch]"}},
+        "score_images": {
+            "inputs": {"images": "float32[batch, height, width, 3] in 0..255"},
+            "outputs": {"distribution": "float32[batch, 10]",
+                        "mean": "float32[batch]", "std": "float32[batch]"}},
+    },
+    ENHANCER: {
+        "enhance_image_bytes": {
+            "inputs": {"image": "string[]: one encoded JPEG/PNG/GIF/BMP"},
+            "outputs": {"image": "string[]: 8-bit RGB PNG, input size"}},
+        "enhance": {
+            "inputs": {"images": "float32[batch, height, width, 3] in 0..1"},
+            "outputs": {"images": "float32[batch, height, width, 3] in 0..1"}},
+    },
+}
+DEFAULT_SIGNATURE = {SCORER: "score_image_bytes",
+                     ENHANCER: "enhance_image_bytes"}
+
+
+class ExportError(ValueError):
+  """The model dir cannot be exported as asked (wrong kind, no checkpoint)."""
+
+
+# ---------------------------------------------------------------------------
+# Graph pieces shared by the signatures
+
+
+def _checked_decode_tf(image_bytes: tf.Tensor) -> tf.Tensor:
+  """decode_image_tf with a readable InvalidArgumentError for empty requests.
+
+  TensorFlow's own message for "" ("Input is empty") does not say which input;
+  an explicit assertion names the problem for the client.
+  """
+  with tf.control_dependencies([
+      tf.debugging.assert_greater(
+          tf.strings.length(image_bytes), 0,
+          message="image bytes are empty (expected an encoded JPEG/PNG)")]):
+    return images.decode_image_tf(tf.identity(image_bytes))
+
+
+def _scores(distribution: tf.Tensor) -> Dict[str, tf.Tensor]:
+  return {"distribution": distribution,
+          "mean": metrics.mean_score(distribution),
+          "std": metrics.std_score(distribution)}
+
+
+def _pixel_spec(preprocessing: Dict[str, object]) -> tf.TensorSpec:
+  height, width = preprocessing["image_size"]
+  return tf.TensorSpec([int(height), int(width), 3], tf.float32)
+
+
+def make_scorer_module(model, preprocessing: Dict[str, object]) -> tf.Module:
+  """A tf.Module with the scorer's two serving functions.
+
+  Args:
+    model: NIMA keras model, [b, h, w, 3] pixels in [0, 255] -> [b, 10].
+    preprocessing: model_spec.json's "preprocessing" dict.
+
+  Returns:
+    module with `score_image_bytes` and `score_images` tf.functions; its
+    `variables` track the model's weights so tf.saved_model.save stores them.
+  """
+  preprocessing = dict(preprocessing)
+  pixel_spec = _pixel_spec(preprocessing)
+  module = tf.Module(name="nima_scorer")
+  # Tracking the variables (not the keras object) keeps Keras' own object
+  # graph out of the SavedModel: the loader needs nothing but TensorFlow.
+  module.model_variables = list(model.variables)
+
+  def predict(pixels):
+    return _scores(model(pixels, training=False))
+
+  @tf.function(input_signature=[
+      tf.TensorSpec([None], tf.string, name="images")])
+  def score_image_bytes(images_bytes):
+    pixels = tf.map_fn(
+        lambda b: scoring.eval_pixels_tf(_checked_decode_tf(b), preprocessing),
+        images_bytes, fn_output_signature=pixel_spec)
+    return predict(pixels)
+
+  @tf.function(input_signature=[
+      tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])
+  def score_images(images_255):
+    # preprocess_tf works on one image (centre crop by slicing), so a batch
+    # goes through it image by image, exactly as the bytes path does.
+    pixels = tf.map_fn(
+        lambda x: scoring.eval_pixels_tf(x / 255.0, preprocessing),
+        images_255, fn_output_signature=pixel_spec)
+    return predict(pixels)
+
+  module.score_image_bytes = score_image_bytes
+  module.score_images = score_images
+  return module
+
+
+def make_enhancer_module(model) -> tf.Module:
+  """A tf.Module with the enhancer's two serving functions.
+
+  Args:
+    model: CAN keras model, RGB [b, h, w, 3] in [0, 1] -> same shape.
+
+  Returns:
+    module with `enhance_image_bytes` and `enhance` tf.functions.
+  """
+  module = tf.Module(name="can_enhancer")
+  module.model_variables = list(model.variables)
+
+  def run(batch):
+    # The CAN's output is unclipped (training needs the gradient outside
+    # [0, 1]); served images are clipped, as enhance and enhance-eval do.
+    return tf.clip_by_value(model(batch, training=False), 0.0, 1.0)
+
+  @tf.function(input_signature=[
+      tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])
+  def enhance(images01):
+    return {"images": run(images01)}
+
+  @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="image")])
+  def enhance_image_bytes(image_bytes):
+    enhanced = run(_checked_decode_tf(image_bytes)[None])[0]
+    # tf.round rounds half to even like np.round in images.quantize, so the
+    # PNG holds the same values `enhance --bit_depth 8` writes.
+    quantized = tf.cast(tf.round(enhanced * 255.0), tf.uint8)
+    return {"image": tf.io.encode_png(quantized)}
+
+  module.enhance = enhance
+  module.enhance_image_bytes = enhance_image_bytes
+  return module
+
+
+# ---------------------------------------------------------------------------
+# Export
+
+
+def _read_spec(model_dir: str) -> Dict[str, object]:
+  try:
+    return scoring.read_model_spec(model_dir)
+  except json.JSONDecodeError as err:
+    raise ExportError(f"{model_dir}/model_spec.json: not valid JSON "
+                      f"({err.msg})") from None
+
+
+def _kind_of(spec: Dict[str, object], model_dir: str,
+             kind: Optional[str]) -> str:
+  task = spec.get("task")
+  inferred = {v: k for k, v in _TASK_OF_KIND.items()}.get(task)
+  if kind is None:
+    if inferred is None:
+      raise ExportError(f"{model_dir}: unknown model task {task!r}")
+    return inferred
+  if kind not in KINDS:
+    raise ExportError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+  if inferred != kind:
+    raise ExportError(f"{model_dir} holds a {task!r} model; --kind {kind} "
+                      f"needs one trained as {_TASK_OF_KIND[kind]!r}")
+  return kind
+
+
+def _training_step(checkpoint: str) -> Optional[int]:
+  """The loop's `step` variable stored in the checkpoint (None if absent)."""
+  try:
+    return int(tf.train.load_variable(checkpoint,
+                                      "step/.ATTRIBUTES/VARIABLE_VALUE"))
+  except (tf.errors.NotFoundError, ValueError):
+    return None
+
+
+def _free_version(export_dir: str, version: Optional[int]) -> int:
+  """`version` or the current time in seconds, bumped past existing versions.
+
+  TF Serving serves the largest integer, so a later export must never get a
+  smaller or equal number than an earlier one, even within the same second.
+  """
+  existing = [int(n) for n in os.listdir(export_dir) if n.isdigit()]
+  if version is not None:
+    if version in existing:
+      raise ExportError(f"{os.path.join(export_dir, str(version))} exists")
+    return version
+  candidate = int(time.time())
+  if existing:
+    candidate = max(candidate, max(existing) + 1)
+  return candidate
+
+
+def export_model(model_dir: str, export_dir: str, kind: Optional[str] = None,
+                 version: Optional[int] = None) -> str:
+  """Exports the latest checkpoint of model_dir as a versioned SavedModel.
+
+  The SavedModel is written to a hidden temporary folder inside export_dir
+  and renamed to `export_dir/<version>` only when complete, so TF Serving (which
+  polls export_dir for integer names) never sees a partial model.
+
+  Args:
+    model_dir: a model dir written by nima-train (scorer) or enhance-train
+      (enhancer): model_spec.json, checkpoints, operative_config.gin.
+    export_dir: base folder of the versions.
+    kind: "scorer" or "enhancer"; None takes it from model_spec.json.
+    version: integer version folder; default: current time in seconds.
+
+  Returns:
+    the path of the written version folder.
+
+  Raises:
+    ExportError: kind does not match the model dir, or the version exists.
+    FileNotFoundError: no model_spec.json or no checkpoint.
+  """
+  spec = _read_spec(model_dir)
+  kind = _kind_of(spec, model_dir, kind)
+  if kind == SCORER:
+    bundle = scoring.load_nima(model_dir)
+    module = make_scorer_module(bundle.model, bundle.preprocessing)
+    checkpoint = bundle.checkpoint
+    signatures = {
+        "score_image_bytes": module.score_image_bytes,
+        "score_images": module.score_images}
+    architecture = {"build_nima": spec.get("build_nima", {})}
+    extra = {"preprocessing": bundle.preprocessing,
+             "input_pixels": "decoded to RGB [0, 1], preprocessed as in "
+                             "evaluation, scaled to [0, 255]",
+             "score_buckets": list(range(1, 11))}
+  else:
+    from nima_enhance import enhancement  # pylint: disable=g-import-not-at-top
+    bundle = enhancement.load_enhancer(model_dir)
+    module = make_enhancer_module(bundle.model)
+    checkpoint = bundle.checkpoint
+    signatures = {
+        "enhance_image_bytes": module.enhance_image_bytes,
+        "enhance": module.enhance}
+    architecture = {"build_can": spec.get("build_can", {})}
+    extra = {"preprocessing": None,
+             "input_pixels": "RGB in [0, 1] at the original size",
+             "png_bit_depth": ENHANCED_PNG_BIT_DEPTH,
+             "target": spec.get("target"), "gamma": spec.get("gamma")}
+  # serving_default first: TF Serving's REST API without a signature_name.
+  signatures = {"serving_default": signatures[DEFAULT_SIGNATURE[kind]],
+                **signatures}
+  metadata = {
+      "kind": kind, "task": spec.get("task"), **architecture, **extra,
+      "training_step": _training_step(checkpoint),
+      "source_checkpoint": os.path.abspath(checkpoint),
+      "source_model_dir": os.path.abspath(model_dir),
+      "default_signature": DEFAULT_SIGNATURE[kind],
+      "signatures": SIGNATURES[kind],
+      "tensorflow_version": tf.__version__}
+
+  os.makedirs(export_dir, exist_ok=True)
+  tmp_dir = tempfile.mkdtemp(prefix=".tmp-export-", dir=export_dir)
+  try:
+    tf.saved_model.save(module, tmp_dir, signatures=signatures)
+    extra_dir = os.path.join(tmp_dir, ASSETS_EXTRA)
+    os.makedirs(extra_dir, exist_ok=True)
+    operative = os.path.join(model_dir, OPERATIVE_CONFIG_FILE)
+    if os.path.isfile(operative):
+      shutil.copyfile(operative, os.path.join(extra_dir, OPERATIVE_CONFIG_FILE))
+      metadata["operative_config"] = f"{ASSETS_EXTRA}/{OPERATIVE_CONFIG_FILE}"
+    else:
+      metadata["operative_config"] = None
+    with open(os.path.join(extra_dir, METADATA_FILE), "w",
+              encoding="utf-8") as f:
+      json.dump(metadata, f, indent=2, sort_keys=True)
+      f.write("\n")
+    # Pick the number only now: a slow save must not reuse a number taken by
+    # an export that finished meanwhile.
+    final = os.path.join(export_dir, str(_free_version(export_dir, version)))
+    os.rename(tmp_dir, final)
+  except BaseException:
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+    raise
+  return final
+
+
+# ---------------------------------------------------------------------------
+# Loading (the clients behind nima-score / enhance --saved_model)
+
+
+def resolve_saved_model(path: str) -> str:
+  """A SavedModel folder, or an export base whose largest version is taken."""
+  if os.path.isfile(os.path.join(path, "saved_model.pb")):
+    return path
+  if os.path.isdir(path):
+    versions = [int(n) for n in os.listdir(path) if n.isdigit() and
+                os.path.isfile(os.path.join(path, n, "saved_model.pb"))]
+    if versions:
+      return os.path.join(path, str(max(versions)))
+  raise FileNotFoundError(f"{path}: no SavedModel (saved_model.pb) here or in "
+                          "an integer version folder below it")
+
+
+def read_metadata(saved_model: str) -> Dict[str, object]:
+  """model_metadata.json of an exported SavedModel ({} if absent)."""
+  path = os.path.join(resolve_saved_model(saved_model), ASSETS_EXTRA,
+                      METADATA_FILE)
+  if not os.path.isfile(path):
+    return {}
+  with open(path, "r", encoding="utf-8") as f:
+    return json.load(f)
+
+
+def _load_signature(saved_model: str, name: str):
+  path = resolve_saved_model(saved_model)
+  loaded = tf.saved_model.load(path)
+  if name not in loaded.signatures:
+    raise ExportError(f"{path}: no {name!r} signature (has "
+                      f"{', '.join(sorted(loaded.signatures))}); wrong kind?")
+  # Keep `loaded` alive with the signature: it owns the variables.
+  return loaded, loaded.signatures[name]
+
+
+def score_files_with_saved_model(saved_model: str, paths: Sequence[str],
+                                 batch_size: int = 32
+                                ) -> Iterator[scoring.ScoredImage]:
+  """Scores image files in order with an exported scorer's score_image_bytes.
+
+  Mirrors `scoring.score_files`: files that are missing, empty or not a
+  JPEG/PNG/GIF/BMP image are yielded with an error; so is a file the graph's
+  decoder rejects (a batch with one is retried image by image).
+
+  Args:
+    saved_model: a version folder or the export base (largest version).
+    paths: image files.
+    batch_size: images per request.
+
+  Yields:
+    scoring.ScoredImage per path, in order.
+  """
+  _, signature = _load_signature(saved_model, "score_image_bytes")
+
+  def score(batch: List[bytes]) -> np.ndarray:
+    return signature(images=tf.constant(batch, tf.string))[
+        "distribution"].numpy()
+
+  pending: List[scoring.ScoredImage] = []
+  data: List[bytes] = []
+
+  def flush() -> Iterator[scoring.ScoredImage]:
+    good = [i for i, item in enumerate(pending) if item.error is None]
+    if good:
+      try:
+        for i, dist in zip(good, score([data[i] for i in good])):
+          pending[i].distribution = dist
+      except tf.errors.InvalidArgumentError:
+        for i in good:
+          try:
+            pending[i].distribution = score([data[i]])[0]
+          except tf.errors.InvalidArgumentError:
+            pending[i].error = f"{pending[i].path}: cannot decode image"
+    yield from pending
+    pending.clear()
+    data.clear()
+
+  for path in paths:
+    item = scoring.ScoredImage(path, None)
+    content = b""
+    try:
+      with open(path, "rb") as f:
+        content = f.read()
+      kind = images.sniff_format(content) if content else None
+      # The graph decoder reads JPEG/PNG/GIF/BMP; TIFF is file-side only.
+      if kind is None or kind == "tiff":
+        raise images.ImageReadError(f"{path}: not a JPEG/PNG/GIF/BMP image")
+    except OSError as err:
+      item.error = f"{path}: cannot read ({err.strerror})"
+    except images.ImageReadError as err:
+      item.error = str(err)
+    pending.append(item)
+    data.append(content)
+    if sum(1 for p in pending if p.error is None) >= batch_size:
+      yield from flush()
+  yield from flush()
+
+
+@dataclasses.dataclass
+class SavedModelEnhancer:
+  """An exported enhancer, callable like enhancement.EnhancerBundle."""
+  path: str
+  metadata: Dict[str, object]
+  _loaded: object
+  _enhance: Callable[..., Dict[str, tf.Tensor]]
+
+  def __call__(self, image: np.ndarray) -> np.ndarray:
+    """Enhances one float RGB [h, w, 3] image in [0, 1]; clipped to [0, 1]."""
+    batch = tf.convert_to_tensor(np.asarray(image, np.float32)[None])
+    return self._enhance(images=batch)["images"][0].numpy()
+
+
+def load_enhancer(saved_model: str) -> SavedModelEnhancer:
+  """Loads an exported enhancer for `enhance --saved_model`.
+
+  The float `enhance` signature is used (not the PNG one) so that the binary's
+  --bit_depth 16 and JPEG output work as with --model_dir.
+
+  Args:
+    saved_model: a version folder or the export base (largest version).
+
+  Returns:
+    callable float [h, w, 3] in [0, 1] -> float [h, w, 3] in [0, 1].
+  """
+  path = resolve_saved_model(saved_model)
+  loaded, signature = _load_signature(path, "enhance")
+  return SavedModelEnhancer(path, read_metadata(path), loaded, signature)
+
+
+__all__ = ["export_model", "make_scorer_module", "make_enhancer_module",
+           "score_files_with_saved_model", "load_enhancer",
+           "resolve_saved_model", "read_metadata", "ExportError", "KINDS",
+           "SIGNATURES"]
