@@ -79,3 +79,13 @@ def test_list_images_expands_folders(tmp_path):
     (tmp_path / name).write_bytes(b"x")
   found = images.list_images([str(tmp_path)])
   assert [os.path.basename(p) for p in found] == ["a.PNG", "b.jpg"]
+
+
+def test_atomic_write_uses_umask_mode(tmp_path):
+  path = str(tmp_path / "m.bin")
+  umask = os.umask(0o022)
+  try:
+    images.atomic_write_bytes(path, b"x")
+  finally:
+    os.umask(umask)
+  assert os.stat(path).st_mode & 0o777 == 0o644

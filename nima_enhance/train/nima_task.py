@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
-from absl import logging
 import gin
 import keras
 import tensorflow as tf
@@ -15,7 +14,7 @@ from nima_enhance.data import ava
 from nima_enhance.models import nima as nima_lib
 from nima_enhance.train.task import OptimizerSpec, Task
 
-HEAD_LAYER = "nima_head"
+HEAD_LAYER = nima_lib.HEAD_NAME
 
 
 @gin.configurable
