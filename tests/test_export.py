@@ -1,0 +1,208 @@
+"""nima_enhance.serving.export in process: layout, signatures, equivalence.
+
+Every SavedModel output is compared with the restored checkpoint run through
+the library's own path (scoring.score_files / enhancement.load_enhancer) on
+real photos encoded as JPEG and PNG.
+"""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import serving_helpers as helpers
+from nima_enhance import enhancement
+from nima_enhance import scoring
+from nima_enhance.data import images
+from nima_enhance.serving import export
+
+TOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def nima_dir(tmp_path_factory):
+  return helpers.make_nima_dir(str(tmp_path_factory.mktemp("nima")))
+
+
+@pytest.fixture(scope="module")
+def can_dir(tmp_path_factory):
+  return helpers.make_can_dir(str(tmp_path_factory.mktemp("can")))
+
+
+@pytest.fixture(scope="module")
+def scorer_export(nima_dir, tmp_path_factory):
+  base = str(tmp_path_factory.mktemp("scorer_export"))
+  return base, export.export_model(nima_dir, base, kind="scorer")
+
+
+@pytest.fixture(scope="module")
+def enhancer_export(can_dir, tmp_path_factory):
+  base = str(tmp_path_factory.mktemp("enhancer_export"))
+  return base, export.export_model(can_dir, base, kind="enhancer")
+
+
+@pytest.fixture(scope="module")
+def photo_files(tmp_path_factory):
+  folder = tmp_path_factory.mktemp("photos")
+  paths = []
+  for name, data in helpers.scorer_requests().items():
+    path = folder / name
+    path.write_bytes(data)
+    paths.append(str(path))
+  return paths
+
+
+def test_versioned_layout_and_metadata(nima_dir, scorer_export):
+  base, path = scorer_export
+  assert os.path.dirname(path) == base
+  assert os.path.basename(path).isdigit()
+  assert os.listdir(base) == [os.path.basename(path)]  # no temp folder left
+  for name in ("saved_model.pb", "variables/variables.index",
+               "assets.extra/model_metadata.json",
+               "assets.extra/operative_config.gin"):
+    assert os.path.isfile(os.path.join(path, name)), name
+  with open(os.path.join(path, "assets.extra", "operative_config.gin")) as f:
+    assert f.read() == f"train_loop.num_steps = {helpers.NIMA_STEP}\n"
+  meta = export.read_metadata(base)  # the export base resolves to the latest
+  assert meta["kind"] == "scorer"
+  assert meta["build_nima"] == {"backbone": "small_cnn", "dropout": 0.1}
+  assert meta["preprocessing"] == helpers.PREPROCESSING
+  assert meta["training_step"] == helpers.NIMA_STEP
+  assert meta["source_checkpoint"] == os.path.join(nima_dir, "ckpt-1")
+  assert meta["default_signature"] == "score_image_bytes"
+  assert set(meta["signatures"]) == {"score_image_bytes", "score_images"}
+
+
+def test_later_exports_get_larger_versions(nima_dir, tmp_path):
+  base = str(tmp_path)
+  first = export.export_model(nima_dir, base, version=5)
+  second = export.export_model(nima_dir, base)  # same second as nothing
+  third = export.export_model(nima_dir, base)
+  versions = [int(os.path.basename(p)) for p in (first, second, third)]
+  assert versions[0] < versions[1] < versions[2]
+  assert export.resolve_saved_model(base) == third
+  with pytest.raises(export.ExportError, match="exists"):
+    export.export_model(nima_dir, base, version=5)
+  assert sorted(os.listdir(base)) == sorted(map(str, versions))
+
+
+def test_wrong_kind_is_refused(nima_dir, can_dir, tmp_path):
+  with pytest.raises(export.ExportError, match="enhancer"):
+    export.export_model(nima_dir, str(tmp_path), kind="enhancer")
+  with pytest.raises(export.ExportError, match="scorer"):
+    export.export_model(can_dir, str(tmp_path), kind="scorer")
+  with pytest.raises(FileNotFoundError):
+    export.export_model(str(tmp_path), str(tmp_path / "e"), kind="scorer")
+  assert not os.path.exists(tmp_path / "e")
+
+
+def test_scorer_signatures_match_checkpoint(nima_dir, scorer_export,
+                                           photo_files):
+  loaded = tf.saved_model.load(scorer_export[1])
+  assert set(loaded.signatures) == {"serving_default", "score_image_bytes",
+                                    "score_images"}
+  reference = list(scoring.score_files(scoring.load_nima(nima_dir),
+                                       photo_files))
+  expected = np.stack([r.distribution for r in reference])
+  data = [open(p, "rb").read() for p in photo_files]
+  for name in ("serving_default", "score_image_bytes"):
+    out = loaded.signatures[name](images=tf.constant(data))
+    np.testing.assert_allclose(out["distribution"].numpy(), expected,
+                               atol=TOL, rtol=0)
+    np.testing.assert_allclose(out["mean"].numpy(),
+                               [r.mean for r in reference], atol=TOL, rtol=0)
+    np.testing.assert_allclose(out["std"].numpy(),
+                               [r.std for r in reference], atol=TOL, rtol=0)
+  # score_images: decoded pixels in 0..255, resized inside the graph.
+  pixels = images.decode_image_bytes(data[0]) * 255.0
+  out = loaded.signatures["score_images"](images=tf.constant(pixels[None]))
+  np.testing.assert_allclose(out["distribution"].numpy()[0], expected[0],
+                             atol=TOL, rtol=0)
+
+
+def test_bad_request_is_invalid_argument_and_model_keeps_serving(
+    scorer_export, enhancer_export):
+  scorer = tf.saved_model.load(scorer_export[1]).signatures["serving_default"]
+  enhancer = tf.saved_model.load(
+      enhancer_export[1]).signatures["serving_default"]
+  good = helpers.scorer_requests()["astronaut.jpg"]
+  for bad in (b"", b"this is not an image", good[:200]):
+    with pytest.raises(tf.errors.InvalidArgumentError):
+      scorer(images=tf.constant([good, bad]))
+    with pytest.raises(tf.errors.InvalidArgumentError):
+      enhancer(image=tf.constant(bad))
+  with pytest.raises(tf.errors.InvalidArgumentError, match="empty"):
+    scorer(images=tf.constant([b""]))
+  assert scorer(images=tf.constant([good]))["mean"].shape == (1,)
+  assert enhancer(image=tf.constant(good))["image"].dtype == tf.string
+
+
+def test_enhancer_signatures_match_checkpoint(can_dir, enhancer_export):
+  loaded = tf.saved_model.load(enhancer_export[1])
+  assert set(loaded.signatures) == {"serving_default", "enhance_image_bytes",
+                                    "enhance"}
+  bundle = enhancement.load_enhancer(can_dir)
+  shapes = set()
+  for data in helpers.enhancer_requests().values():
+    image = images.decode_image_bytes(data)
+    expected = bundle(image)
+    shapes.add(image.shape)
+    # Float signature, two sizes through the same loaded model.
+    got = loaded.signatures["enhance"](images=tf.constant(image[None]))
+    assert got["images"].shape == (1,) + image.shape
+    np.testing.assert_allclose(got["images"].numpy()[0], expected, atol=TOL,
+                               rtol=0)
+    # Bytes signature: an 8-bit PNG of the same size; rounding matches
+    # images.quantize except where the float differs across a .5 boundary.
+    png = loaded.signatures["serving_default"](image=tf.constant(data))
+    decoded = tf.io.decode_png(png["image"].numpy()).numpy()
+    assert decoded.dtype == np.uint8 and decoded.shape == image.shape
+    diff = np.abs(decoded.astype(int) - images.quantize(expected).astype(int))
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+  assert len(shapes) == 2
+  meta = export.read_metadata(enhancer_export[0])
+  assert meta["kind"] == "enhancer" and meta["png_bit_depth"] == 8
+  assert meta["build_can"] == helpers.CAN_ARGS
+  assert meta["training_step"] == helpers.CAN_STEP
+  assert meta["operative_config"] is None  # the fixture dir has none
+
+
+def test_load_enhancer_is_a_drop_in_for_the_bundle(can_dir, enhancer_export,
+                                                   scorer_export):
+  served = export.load_enhancer(enhancer_export[0])
+  assert served.metadata["kind"] == "enhancer"
+  image = images.decode_image_bytes(helpers.enhancer_requests()["coffee.jpg"])
+  np.testing.assert_allclose(served(image),
+                             enhancement.load_enhancer(can_dir)(image),
+                             atol=TOL, rtol=0)
+  with pytest.raises(export.ExportError, match="wrong kind"):
+    export.load_enhancer(scorer_export[1])
+  with pytest.raises(FileNotFoundError):
+    export.load_enhancer(os.path.dirname(os.path.dirname(scorer_export[1])))
+
+
+def test_score_files_with_saved_model_matches_score_files(
+    nima_dir, scorer_export, photo_files, tmp_path):
+  broken = tmp_path / "broken.jpg"  # sniffs as JPEG, the decoder rejects it
+  broken.write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 64)
+  empty = tmp_path / "empty.png"
+  empty.write_bytes(b"")
+  text = tmp_path / "notes.jpg"
+  text.write_bytes(b"not an image")
+  paths = [photo_files[0], str(broken), photo_files[1], str(empty),
+           str(tmp_path / "missing.jpg"), str(text), photo_files[2]]
+  reference = list(scoring.score_files(scoring.load_nima(nima_dir), paths))
+  served = list(export.score_files_with_saved_model(scorer_export[0], paths,
+                                                    batch_size=2))
+  assert [s.path for s in served] == paths
+  assert [s.error is None for s in served] == [r.error is None
+                                               for r in reference]
+  assert [s.error is None for s in served] == [True, False, True, False,
+                                               False, False, True]
+  for s, r in zip(served, reference):
+    if r.error is None:
+      np.testing.assert_allclose(s.distribution, r.distribution, atol=TOL,
+                                 rtol=0)
+      assert abs(s.mean - r.mean) < TOL and abs(s.std - r.std) < TOL
