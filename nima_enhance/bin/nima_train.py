@@ -1,18 +1,36 @@
-"""nima-train: train NIMA on an AVA-layout folder.
+"""nima-train: train NIMA on an AVA-layout folder or the TFDS `ava` records.
 
   nima-train --ava_dir D --model_dir M --gin_file nima/mobilenet.gin \
       [--gin_bindings 'train_loop.num_steps=1000'] [--distribution_strategy ..]
+  nima-train --data_source tfds --tfds_data_dir T --model_dir M ..
+
+The TFDS records are built once with
+`python -m nima_enhance.data.tfds.build --dataset ava --manual_dir D
+--data_dir T` (docs/scaling.md).
 """
 
+import math
 import os
+import sys
 
 from absl import flags
 from absl import logging
 
 from nima_enhance.bin import common
 
-flags.DEFINE_string("ava_dir", None, "AVA folder: AVA.txt, images/<id>.jpg.")
-flags.mark_flag_as_required("ava_dir")
+flags.DEFINE_string("ava_dir", None, "AVA folder: AVA.txt, images/<id>.jpg "
+                    "(--data_source=files).")
+flags.DEFINE_enum("data_source", "files", ["files", "tfds"], "files: the "
+                  "loose AVA folder; tfds: the sharded TFRecords of the TFDS "
+                  "`ava` builder in --tfds_data_dir.")
+flags.DEFINE_string("tfds_data_dir", None, "TFDS data_dir holding the prepared "
+                    "`ava` data set (--data_source=tfds).")
+flags.register_multi_flags_validator(
+    ["ava_dir", "data_source", "tfds_data_dir"],
+    lambda f: bool(f["ava_dir"]) if f["data_source"] == "files"
+    else bool(f["tfds_data_dir"]),
+    message="--ava_dir is required (or --data_source=tfds with "
+    "--tfds_data_dir)")
 common.define_model_dir_flag()
 common.define_gin_flags()
 common.define_strategy_flags()
@@ -27,10 +45,14 @@ def main(argv):
   from nima_enhance.train import loop  # pylint: disable=g-import-not-at-top
   from nima_enhance.train import nima_task  # pylint: disable=g-import-not-at-top
   os.makedirs(FLAGS.model_dir, exist_ok=True)
-  ratings, report = ava.load_split(FLAGS.ava_dir, "train",
-                                   cache_dir=FLAGS.model_dir, seed=FLAGS.seed)
-  common.report_skipped(report, FLAGS.model_dir, "train")
-  task = nima_task.NimaTask(FLAGS.ava_dir, ratings)
+  if FLAGS.data_source == "tfds":
+    task = _tfds_task(nima_task, FLAGS.tfds_data_dir)
+  else:
+    ratings, report = ava.load_split(FLAGS.ava_dir, "train",
+                                     cache_dir=FLAGS.model_dir,
+                                     seed=FLAGS.seed)
+    common.report_skipped(report, FLAGS.model_dir, "train")
+    task = nima_task.NimaTask(FLAGS.ava_dir, ratings)
   result = loop.train_loop(task, FLAGS.model_dir, strategy=strategy,
                            seed=FLAGS.seed)
   logging.info("Finished at step %d, loss %.4f, %.2f steps/s (%.1f images/s)",
@@ -39,6 +61,34 @@ def main(argv):
   print(f"nima-train: step {result['step']} loss {result['loss']:.4f} "
         f"{result['examples_per_sec']:.1f} images/s checkpoint "
         f"{result['checkpoint']}")
+
+
+def _tfds_task(nima_task, data_dir: str):
+  """A NimaTask whose training input is the TFDS `ava` train split."""
+  from nima_enhance.data import tfds as ava_tfds  # pylint: disable=g-import-not-at-top
+
+  size = ava_tfds.readers.num_examples("ava", data_dir, "train")
+  skipped = ava_tfds.load_builder("ava", data_dir).info.metadata.get(
+      "skipped", {})
+  print(f"train: {size} examples from TFDS ava in {data_dir} "
+        f"(skipped at build time: {skipped.get('train', {})})",
+        file=sys.stderr)
+
+  class NimaTfdsTask(nima_task.NimaTask):
+    """Same model, loss and optimizers; records instead of loose files."""
+
+    def steps_per_epoch(self, global_batch_size):
+      return max(1, math.ceil(size / global_batch_size))
+
+    def examples_in_epoch(self):
+      return size
+
+    def dataset(self, input_context, batch_size, start_example, seed):
+      return ava_tfds.ava_train_dataset(
+          data_dir, self.preprocessing, batch_size, seed=seed,
+          start_example=start_example, input_context=input_context)
+
+  return NimaTfdsTask(None, None)
 
 
 def run():

@@ -69,8 +69,10 @@ def build_nima(backbone: str = "mobilenet",
     raise ValueError(f"backbone {backbone!r} returned features of shape "
                      f"{features.shape}; expected 2-D or 4-D")
   x = keras.layers.Dropout(dropout, name="head_dropout")(features)
+  # float32 head under mixed precision: a float16 softmax and EMD lose the
+  # small bucket probabilities.
   outputs = keras.layers.Dense(NUM_BUCKETS, activation="softmax",
-                               name=HEAD_NAME)(x)
+                               name=HEAD_NAME, dtype="float32")(x)
   model = keras.Model(inputs, outputs, name=f"nima_{backbone}")
   if from_file:
     load_nima_weights(model, weights_path)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 import tensorflow as tf
 
@@ -86,6 +86,7 @@ def split_logical_cpus(count: int) -> None:
 
 
 def is_tpu(strategy: tf.distribute.Strategy) -> bool:
+  """True for TPUStrategy (static shapes required)."""
   return isinstance(strategy, tf.distribute.TPUStrategy)
 
 
@@ -117,5 +118,57 @@ def worker_dir(model_dir: str, strategy: tf.distribute.Strategy) -> str:
 
 
 def cleanup_worker_dir(model_dir: str, strategy: tf.distribute.Strategy) -> None:
+  """Removes a non-chief worker's throw-away dir (and workertemp/ if empty)."""
   if not is_chief(strategy):
-    shutil.rmtree(worker_dir(model_dir, strategy), ignore_errors=True)
+    path = worker_dir(model_dir, strategy)
+    shutil.rmtree(path, ignore_errors=True)
+    try:
+      os.rmdir(os.path.dirname(path))
+    except OSError:
+      pass  # Another worker's dir is still there; the last one removes it.
+
+
+class StaticShapeError(ValueError):
+  """An input element without a fully defined shape where one is required."""
+
+
+def unknown_shapes(element_spec) -> List[str]:
+  """Describes every component of `element_spec` whose shape is not static."""
+  problems = []
+  for path, spec in _flatten_with_paths(element_spec):
+    shape = getattr(spec, "shape", None)
+    if shape is not None and not shape.is_fully_defined():
+      problems.append(f"{path or 'element'} has shape {shape}")
+  return problems
+
+
+def _flatten_with_paths(structure, prefix: str = ""):
+  if isinstance(structure, dict):
+    for key in sorted(structure):
+      yield from _flatten_with_paths(structure[key], f"{prefix}[{key!r}]")
+  elif isinstance(structure, (tuple, list)):
+    for i, item in enumerate(structure):
+      yield from _flatten_with_paths(item, f"{prefix}[{i}]")
+  else:
+    yield prefix, structure
+
+
+def assert_static_shapes(dataset: tf.data.Dataset, what: str = "dataset"
+                        ) -> None:
+  """Raises StaticShapeError unless every element shape is fully defined.
+
+  TPUs compile one program per input shape, so their input must be batched
+  with drop_remainder=True and every image brought to one fixed size.
+
+  Args:
+    dataset: the (batched) dataset a replica will consume.
+    what: name used in the error message.
+
+  Raises:
+    StaticShapeError: naming each component with an unknown dimension.
+  """
+  problems = unknown_shapes(dataset.element_spec)
+  if problems:
+    raise StaticShapeError(
+        f"{what} needs static shapes on TPU, but {'; '.join(problems)}. Batch "
+        "with drop_remainder=True and resize/crop images to one fixed size.")
