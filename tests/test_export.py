@@ -142,7 +142,7 @@ def test_bad_request_is_invalid_argument_and_model_keeps_serving(
 def test_enhancer_signatures_match_checkpoint(can_dir, enhancer_export):
   loaded = tf.saved_model.load(enhancer_export[1])
   assert set(loaded.signatures) == {"serving_default", "enhance_image_bytes",
-                                    "enhance"}
+                                    "enhance", "enhance_image_bytes_rest"}
   bundle = enhancement.load_enhancer(can_dir)
   shapes = set()
   for data in helpers.enhancer_requests().values():
@@ -161,6 +161,8 @@ def test_enhancer_signatures_match_checkpoint(can_dir, enhancer_export):
     assert decoded.dtype == np.uint8 and decoded.shape == image.shape
     diff = np.abs(decoded.astype(int) - images.quantize(expected).astype(int))
     assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+    rest = loaded.signatures["enhance_image_bytes_rest"](image=tf.constant(data))
+    assert rest["image_bytes"].numpy() == png["image"].numpy()
   assert len(shapes) == 2
   meta = export.read_metadata(enhancer_export[0])
   assert meta["kind"] == "enhancer" and meta["png_bit_depth"] == 8

@@ -147,7 +147,8 @@ def _saved_model_cli():
 
 @pytest.mark.parametrize("kind,signatures", [
     ("scorer", {"score_image_bytes": "DT_STRING", "score_images": "DT_FLOAT"}),
-    ("enhancer", {"enhance_image_bytes": "DT_STRING", "enhance": "DT_FLOAT"}),
+    ("enhancer", {"enhance_image_bytes": "DT_STRING", "enhance": "DT_FLOAT",
+                  "enhance_image_bytes_rest": "DT_STRING"}),
 ])
 def test_saved_model_cli_lists_signatures(models, kind, signatures):
   proc = subprocess.run(_saved_model_cli() + ["show", "--dir", models[kind],

@@ -15,6 +15,8 @@ enhancer (serving_default = enhance_image_bytes)
     -> {"image": string[]}  8-bit RGB PNG of the same size
   enhance(images: float32[batch, h, w, 3] in [0, 1])
     -> {"images": float32[batch, h, w, 3] in [0, 1]}
+  enhance_image_bytes_rest(image: string[]) -> {"image_bytes": string[]}
+    the same PNG under a name TF Serving's REST API base64-encodes
 
 Decoding and resizing happen inside the graph with the project's one image path
 (`images.decode_image_tf`, `ava.preprocess_tf(training=False)` with the
@@ -79,6 +81,9 @@ SIGNATURES = {
         "enhance": {
             "inputs": {"images": "float32[batch, height, width, 3] in 0..1"},
             "outputs": {"images": "float32[batch, height, width, 3] in 0..1"}},
+        "enhance_image_bytes_rest": {
+            "inputs": {"image": "string[]: one encoded JPEG/PNG/GIF/BMP"},
+            "outputs": {"image_bytes": "string[]: 8-bit RGB PNG, input size"}},
     },
 }
 DEFAULT_SIGNATURE = {SCORER: "score_image_bytes",
@@ -183,16 +188,27 @@ def make_enhancer_module(model) -> tf.Module:
   def enhance(images01):
     return {"images": run(images01)}
 
-  @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="image")])
-  def enhance_image_bytes(image_bytes):
+  def png_of(image_bytes):
     enhanced = run(_checked_decode_tf(image_bytes)[None])[0]
     # tf.round rounds half to even like np.round in images.quantize, so the
     # PNG holds the same values `enhance --bit_depth 8` writes.
     quantized = tf.cast(tf.round(enhanced * 255.0), tf.uint8)
-    return {"image": tf.io.encode_png(quantized)}
+    return tf.io.encode_png(quantized)
+
+  @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="image")])
+  def enhance_image_bytes(image_bytes):
+    return {"image": png_of(image_bytes)}
+
+  # TF Serving's REST API base64-encodes a string output only when its name
+  # ends in "_bytes"; the contract's "image" would reach JSON clients as raw
+  # binary. Same graph, REST-safe output name.
+  @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="image")])
+  def enhance_image_bytes_rest(image_bytes):
+    return {"image_bytes": png_of(image_bytes)}
 
   module.enhance = enhance
   module.enhance_image_bytes = enhance_image_bytes
+  module.enhance_image_bytes_rest = enhance_image_bytes_rest
   return module
 
 
@@ -293,7 +309,8 @@ def export_model(model_dir: str, export_dir: str, kind: Optional[str] = None,
     checkpoint = bundle.checkpoint
     signatures = {
         "enhance_image_bytes": module.enhance_image_bytes,
-        "enhance": module.enhance}
+        "enhance": module.enhance,
+        "enhance_image_bytes_rest": module.enhance_image_bytes_rest}
     architecture = {"build_can": spec.get("build_can", {})}
     extra = {"preprocessing": None,
              "input_pixels": "RGB in [0, 1] at the original size",
