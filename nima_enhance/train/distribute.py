@@ -38,7 +38,7 @@ def get_strategy(name: str = "one_device", tpu: Optional[str] = None,
 
   Args:
     name: one of STRATEGIES.
-    tpu: TPU name or grpc:// address (for "tpu"); "" or "local" on a TPU VM.
+    tpu: TPU name or grpc:// address (for "tpu"); "local" on a TPU VM.
     num_gpus: for "mirrored", how many local GPUs (default all).
 
   Returns:
@@ -50,6 +50,15 @@ def get_strategy(name: str = "one_device", tpu: Optional[str] = None,
   if name not in STRATEGIES:
     raise ValueError(f"--distribution_strategy={name!r}: expected one of "
                      f"{', '.join(STRATEGIES)}")
+  if name == "multi_worker_mirrored":
+    # Before anything lists logical devices: that initialises the eager
+    # context, after which collective ops can no longer be configured.
+    if "TF_CONFIG" not in os.environ:
+      raise ValueError("--distribution_strategy=multi_worker_mirrored needs "
+                       "TF_CONFIG or --worker_hosts/--task_index")
+    return tf.distribute.MultiWorkerMirroredStrategy()
+  if name == "tpu":
+    return _tpu_strategy(tpu)
   gpus = tf.config.list_logical_devices("GPU")
   if name == "one_device":
     return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
@@ -57,19 +66,18 @@ def get_strategy(name: str = "one_device", tpu: Optional[str] = None,
     if gpus:
       devices = [d.name for d in gpus[:num_gpus]] if num_gpus else None
       return tf.distribute.MirroredStrategy(devices=devices)
-    cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
-    return tf.distribute.MirroredStrategy(devices=cpus)
-  if name == "multi_worker_mirrored":
-    if "TF_CONFIG" not in os.environ:
-      raise ValueError("--distribution_strategy=multi_worker_mirrored needs "
-                       "TF_CONFIG or --worker_hosts/--task_index")
-    return tf.distribute.MultiWorkerMirroredStrategy()
-  # TPU.
-  if tpu is None:
+  cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+  return tf.distribute.MirroredStrategy(devices=cpus)
+
+
+def _tpu_strategy(tpu: Optional[str]) -> tf.distribute.TPUStrategy:
+  """Resolver, connection, TPU system initialisation, TPUStrategy."""
+  if not tpu:
     raise ValueError("--distribution_strategy=tpu needs --tpu (a TPU name, "
                      "grpc://host:port, or 'local' on a TPU VM)")
-  resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
-      tpu="" if tpu == "local" else tpu)
+  # "local": the TPU is attached to this VM (TPU VM); otherwise a Cloud TPU
+  # name or a grpc:// worker address.
+  resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
   tf.config.experimental_connect_to_cluster(resolver)
   tf.tpu.experimental.initialize_tpu_system(resolver)
   return tf.distribute.TPUStrategy(resolver)

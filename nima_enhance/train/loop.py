@@ -301,8 +301,10 @@ def train_loop(task: Task,
                                  if g is not None])
     if agree_on_stop:
       # One worker's SIGTERM becomes every worker's decision for this step.
+      # (identity: placed on this replica's device, which the collective
+      # needs; the function argument itself has no device.)
       stop = tf.distribute.get_replica_context().all_reduce(
-          tf.distribute.ReduceOp.SUM, stop)
+          tf.distribute.ReduceOp.SUM, tf.identity(stop))
     return loss, metrics, stop
 
   # XLA compiles the replica function (as Keras' own trainer does): the
