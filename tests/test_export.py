@@ -5,7 +5,6 @@ the library's own path (scoring.score_files / enhancement.load_enhancer) on
 real photos encoded as JPEG and PNG.
 """
 
-import json
 import os
 
 import numpy as np

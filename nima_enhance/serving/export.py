@@ -49,7 +49,6 @@ import tensorflow as tf
 
 from nima_enhance import metrics
 from nima_enhance import scoring
-from nima_enhance.data import ava
 from nima_enhance.data import images
 
 SCORER = "scorer"
