@@ -43,21 +43,31 @@ def define_model_dir_flag(required: bool = True) -> None:
     flags.mark_flag_as_required("model_dir")
 
 
-def define_strategy_flags() -> None:
-  """--distribution_strategy, --tpu, --worker_hosts/--task_index, precision."""
+def define_strategy_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+  """--distribution_strategy, --tpu, --worker_hosts/--task_index, precision.
+
+  Args:
+    flag_values: where to define them (tests pass a fresh FlagValues).
+  """
+  fv = flag_values
   flags.DEFINE_enum("distribution_strategy", "one_device",
                     ["one_device", "mirrored", "multi_worker_mirrored", "tpu"],
-                    "tf.distribute strategy.")
-  flags.DEFINE_string("tpu", None, "TPU name or grpc:// address "
-                      "(--distribution_strategy=tpu).")
+                    "tf.distribute strategy.", flag_values=fv)
+  flags.DEFINE_string("tpu", None, "TPU name, grpc://host:port, or 'local' on "
+                      "a TPU VM (--distribution_strategy=tpu).", flag_values=fv)
   flags.DEFINE_string("worker_hosts", None, "Comma-separated host:port list; "
-                      "writes TF_CONFIG for multi_worker_mirrored.")
-  flags.DEFINE_integer("task_index", 0, "This worker's index in --worker_hosts.")
-  flags.DEFINE_integer("num_gpus", None, "GPUs for mirrored (default: all).")
+                      "writes TF_CONFIG for multi_worker_mirrored.",
+                      flag_values=fv)
+  flags.DEFINE_integer("task_index", 0, "This worker's index in "
+                       "--worker_hosts.", flag_values=fv)
+  flags.DEFINE_integer("num_gpus", None, "GPUs for mirrored (default: all).",
+                       flag_values=fv)
   flags.DEFINE_bool("mixed_precision", False, "mixed_float16 on GPU (with loss "
-                    "scaling), mixed_bfloat16 on TPU/CPU.")
-  flags.DEFINE_bool("jit_compile", False, "XLA-compile the training step.")
-  flags.DEFINE_integer("seed", 0, "Seed for every random choice.")
+                    "scaling), mixed_bfloat16 on TPU/CPU.", flag_values=fv)
+  flags.DEFINE_bool("jit_compile", False, "XLA-compile the training step.",
+                    flag_values=fv)
+  flags.DEFINE_integer("seed", 0, "Seed for every random choice.",
+                       flag_values=fv)
 
 
 def fail(message: str) -> None:
@@ -106,10 +116,13 @@ def setup_training(flag_values):
                                  flag_values.task_index)
     except ValueError as err:
       raise UsageError(str(err)) from None
+  if flag_values.distribution_strategy == "tpu" and not flag_values.tpu:
+    # Checked before anything touches TensorFlow, so the reason is one line.
+    raise UsageError("--distribution_strategy=tpu needs --tpu (a TPU name, "
+                     "grpc://host:port, or 'local' on a TPU VM)")
   if flag_values.mixed_precision:
-    on_gpu = bool(tf.config.list_physical_devices("GPU"))
-    policy = ("mixed_float16" if on_gpu and flag_values.distribution_strategy
-              != "tpu" else "mixed_bfloat16")
+    policy = precision_policy(flag_values.distribution_strategy,
+                              bool(tf.config.list_physical_devices("GPU")))
     keras.mixed_precision.set_global_policy(policy)
     logging.info("Mixed precision policy: %s", policy)
   config.parse_gin(flag_values.gin_file, flag_values.gin_bindings,
@@ -126,6 +139,13 @@ def setup_training(flag_values):
   logging.info("Strategy %s with %d replica(s)", type(strategy).__name__,
                strategy.num_replicas_in_sync)
   return strategy
+
+
+def precision_policy(distribution_strategy: str, has_gpu: bool) -> str:
+  """The --mixed_precision policy: float16 (loss-scaled) only on GPUs."""
+  if has_gpu and distribution_strategy != "tpu":
+    return "mixed_float16"
+  return "mixed_bfloat16"
 
 
 def report_skipped(report, model_dir: str, split: str) -> None:
