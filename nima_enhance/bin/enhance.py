@@ -1,0 +1,70 @@
+"""enhance: run a trained enhancer on images at their original size.
+
+  enhance --model_dir M photo.jpg more_photos/ --output_dir O \
+      [--bit_depth 16] [--format png|jpeg]
+
+Outputs are O/<name>.png (or .jpg), written atomically.
+"""
+
+import os
+
+from absl import flags
+
+from nima_enhance.bin import common
+
+flags.DEFINE_string("model_dir", None, "enhance-train model dir.")
+flags.DEFINE_string("saved_model", None, "Exported enhancer SavedModel "
+                    "(nima-export --kind enhancer).")
+flags.DEFINE_string("output_dir", None, "Where enhanced images go.")
+flags.DEFINE_enum("bit_depth", "8", ["8", "16"], "PNG bit depth (JPEG: 8).")
+flags.DEFINE_enum("format", "png", ["png", "jpeg"], "Output format.")
+flags.mark_flag_as_required("output_dir")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  inputs = argv[1:]
+  if not inputs:
+    raise common.UsageError("give one or more image files or folders")
+  if bool(FLAGS.model_dir) == bool(FLAGS.saved_model):
+    raise common.UsageError("give exactly one of --model_dir, --saved_model")
+  if FLAGS.format == "jpeg" and FLAGS.bit_depth == "16":
+    raise common.UsageError("--format jpeg is 8-bit only")
+  for path in inputs:
+    if not os.path.exists(path):
+      raise FileNotFoundError(f"{path}: no such file or folder")
+  from nima_enhance import enhancement  # pylint: disable=g-import-not-at-top
+  from nima_enhance.data import images  # pylint: disable=g-import-not-at-top
+  if FLAGS.saved_model:
+    enhancer = _saved_model_enhancer(FLAGS.saved_model)
+  else:
+    enhancer = enhancement.load_enhancer(FLAGS.model_dir)
+  paths = images.list_images(inputs)
+  result = enhancement.enhance_files(enhancer, paths, FLAGS.output_dir,
+                                     fmt=FLAGS.format,
+                                     bit_depth=int(FLAGS.bit_depth))
+  print(f"enhance: wrote {len(result['written'])} images to "
+        f"{FLAGS.output_dir}, skipped {len(result['skipped'])}")
+  if not result["written"]:
+    raise common.UsageError("no readable images among the inputs")
+
+
+def _saved_model_enhancer(path):
+  """A SavedModel enhancer, through nima_enhance.serving when it exists."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  if importlib.util.find_spec("nima_enhance.serving.export") is None:
+    raise common.UsageError("--saved_model needs nima_enhance.serving")
+  from nima_enhance.serving import export  # pylint: disable=g-import-not-at-top
+  loader = getattr(export, "load_enhancer", None)
+  if loader is None:
+    raise common.UsageError("--saved_model needs "
+                            "nima_enhance.serving.export.load_enhancer")
+  return loader(path)
+
+
+def run():
+  common.run_main(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,62 @@
+"""enhance-eval: PSNR/SSIM against the target, NIMA statistics, figures.
+
+  enhance-eval --data_dir D --target local_laplacian --model_dir M \
+      --output_dir O [--nima_model_dir N] [--split test] [--num_grids 8]
+
+Writes O/eval.json, O/nima_scores.png (Fig. 6) and O/grids/<name>.png
+(input | reference | output, Figs. 7-10); prints a one-line JSON summary.
+"""
+
+import json
+import os
+
+from absl import flags
+
+from nima_enhance.bin import common
+
+flags.DEFINE_string("data_dir", None, "Folder with input/<name>.* and "
+                    "<target>/<name>.png.")
+flags.DEFINE_string("target", None, "Target folder name (default: enhancer_target.name from gin).")
+flags.DEFINE_string("output_dir", None, "Where eval.json and figures go.")
+flags.DEFINE_string("nima_model_dir", None, "NIMA for the score statistics "
+                    "(default: the one the enhancer was trained with).")
+flags.DEFINE_enum("split", "test", ["train", "test", "all"], "Pairs to use.")
+flags.DEFINE_string("split_file", None, "File listing the test names.")
+flags.DEFINE_integer("num_grids", 8, "Comparison grids to write.")
+flags.DEFINE_integer("max_images", None, "Evaluate at most this many pairs.")
+flags.DEFINE_bool("save_outputs", False, "Also write O/outputs/<name>.png "
+                  "(16-bit).")
+for _name in ("data_dir", "output_dir"):
+  flags.mark_flag_as_required(_name)
+common.define_model_dir_flag()
+common.define_gin_flags()
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise common.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  if not os.path.isdir(FLAGS.data_dir):
+    raise FileNotFoundError(f"--data_dir {FLAGS.data_dir}: no such folder")
+  from nima_enhance import config  # pylint: disable=g-import-not-at-top
+  from nima_enhance import enhancement  # pylint: disable=g-import-not-at-top
+  config.parse_gin(FLAGS.gin_file, FLAGS.gin_bindings)
+  result = enhancement.evaluate_enhancer(
+      FLAGS.data_dir, enhancement.resolve_target(FLAGS.target, FLAGS.model_dir),
+      FLAGS.model_dir, FLAGS.output_dir,
+      nima_model_dir=FLAGS.nima_model_dir, split=FLAGS.split,
+      split_file=FLAGS.split_file, num_grids=FLAGS.num_grids,
+      save_outputs=FLAGS.save_outputs, max_images=FLAGS.max_images)
+  summary = {k: (v["mean"] if isinstance(v, dict) and "mean" in v else v)
+             for k, v in result.items()
+             if k not in ("per_image", "skipped", "checkpoint")}
+  summary["skipped"] = len(result["skipped"])
+  print(json.dumps(summary))
+
+
+def run():
+  common.run_main(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,59 @@
+"""enhance-train: train the CAN enhancer with the perceptual loss (eq. 1).
+
+  enhance-train --data_dir D --target local_laplacian --model_dir M \
+      --gin_file enhance/tone_nima.gin --nima_model_dir N \
+      [--gin_bindings 'perceptual_loss.gamma=1e-4'] [--split_file F]
+
+Pairs are D/input/<name>.* -> D/<target>/<name>.png; gamma = 0 is plain L2
+(Chen et al.) and needs no NIMA.
+"""
+
+import os
+
+from absl import flags
+from absl import logging
+
+from nima_enhance.bin import common
+
+flags.DEFINE_string("data_dir", None, "Folder with input/<name>.* and "
+                    "<target>/<name>.png.")
+flags.DEFINE_string("target", None, "Target folder name, e.g. "
+                    "local_laplacian or nonlocal_dehaze.")
+flags.DEFINE_string("nima_model_dir", None, "nima-train model dir of the "
+                    "frozen NIMA (needed when perceptual_loss.gamma > 0).")
+flags.DEFINE_string("split_file", None, "File listing the test names (the "
+                    "rest trains); default: sorted names, first half trains.")
+flags.mark_flag_as_required("data_dir")
+common.define_model_dir_flag()
+common.define_gin_flags()
+common.define_strategy_flags()
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise common.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  if not os.path.isdir(FLAGS.data_dir):
+    raise FileNotFoundError(f"--data_dir {FLAGS.data_dir}: no such folder")
+  if FLAGS.nima_model_dir and not os.path.isdir(FLAGS.nima_model_dir):
+    raise FileNotFoundError(f"--nima_model_dir {FLAGS.nima_model_dir}: no "
+                            "such folder")
+  strategy = common.setup_training(FLAGS)
+  from nima_enhance import enhancement  # pylint: disable=g-import-not-at-top
+  result = enhancement.train_enhancer(
+      FLAGS.data_dir, enhancement.resolve_target(FLAGS.target), FLAGS.model_dir,
+      nima_model_dir=FLAGS.nima_model_dir, split_file=FLAGS.split_file,
+      strategy=strategy, seed=FLAGS.seed)
+  logging.info("Finished at step %d, loss %.6f, %.2f steps/s",
+               result["step"], result["loss"], result["steps_per_sec"])
+  print(f"enhance-train: step {result['step']} loss {result['loss']:.6f} "
+        f"{result['steps_per_sec']:.2f} steps/s checkpoint "
+        f"{result['checkpoint']}")
+
+
+def run():
+  common.run_main(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,59 @@
+"""gamma-sweep: one enhancer per perceptual weight gamma, then a table.
+
+  gamma-sweep --data_dir D --target local_laplacian --nima_model_dir N \
+      --gammas 0,1e-5,1e-4,1e-3 --output_dir O --gin_file enhance/tone_nima.gin
+  gamma-sweep ... --gin_file sweeps/gamma.gin   # gammas from gamma_sweep.gammas
+
+Each gamma trains into O/gamma_<g>/model and is evaluated into
+O/gamma_<g>/eval; O/sweep.{md,csv,json,png} compare PSNR, SSIM and NIMA.
+Resumable: gammas with an eval.json are not rerun.
+"""
+
+import os
+
+from absl import flags
+
+from nima_enhance.bin import common
+
+flags.DEFINE_string("data_dir", None, "Folder with input/ and <target>/.")
+flags.DEFINE_string("target", None, "Target folder name (default: enhancer_target.name from gin).")
+flags.DEFINE_string("nima_model_dir", None, "Frozen NIMA (loss and scores).")
+flags.DEFINE_string("gammas", None, "Comma-separated gammas; default: "
+                    "gamma_sweep.gammas from the gin files.")
+flags.DEFINE_string("output_dir", None, "Sweep output folder.")
+flags.DEFINE_string("split_file", None, "File listing the test names.")
+flags.DEFINE_integer("num_grids", 4, "Comparison grids per gamma.")
+for _name in ("data_dir", "output_dir"):
+  flags.mark_flag_as_required(_name)
+common.define_gin_flags()
+common.define_strategy_flags()
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise common.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  if not os.path.isdir(FLAGS.data_dir):
+    raise FileNotFoundError(f"--data_dir {FLAGS.data_dir}: no such folder")
+  from nima_enhance import enhancement  # pylint: disable=g-import-not-at-top
+  from nima_enhance import sweep  # pylint: disable=g-import-not-at-top
+  gammas = sweep.parse_gammas(FLAGS.gammas) if FLAGS.gammas else None
+  # Validates the gin files once up front (and sets up the strategy).
+  strategy = common.setup_training(FLAGS)
+  rows = sweep.run_sweep(
+      FLAGS.data_dir, enhancement.resolve_target(FLAGS.target),
+      FLAGS.output_dir, gammas,
+      nima_model_dir=FLAGS.nima_model_dir, gin_files=FLAGS.gin_file,
+      gin_bindings=FLAGS.gin_bindings, split_file=FLAGS.split_file,
+      strategy=strategy, seed=FLAGS.seed, num_grids=FLAGS.num_grids)
+  with open(os.path.join(FLAGS.output_dir, "sweep.md"), encoding="utf-8") as f:
+    print(f.read(), end="")
+  del rows
+
+
+def run():
+  common.run_main(main)
+
+
+if __name__ == "__main__":
+  run()

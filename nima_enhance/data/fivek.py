@@ -1,0 +1,283 @@
+"""FiveK-style enhancement pairs: `D/input/<name>.*` -> `D/<target>/<name>.png`.
+
+Targets are the 16-bit PNGs that prep-targets writes (`<target>` is the
+operator name, e.g. local_laplacian or nonlocal_dehaze). The split is over the
+sorted input names *before* any pair is dropped, so adding a late target never
+moves an image between train and test: the first half (rounded up) trains,
+the second half tests, unless a split file lists the test names.
+
+Training (paper sec. 4.2): images are resized so the largest side is 640
+(FiveK's 3:4 photos become 480x640), input and target identically, values in
+[0, 1], batch 1. Batches > 1 need equal sizes, so they take random crops of a
+fixed `crop_size` (the same window of input and target). Evaluation reads the
+pairs at their original size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from absl import logging
+import gin
+import tensorflow as tf
+
+from nima_enhance import config
+from nima_enhance.data import images
+
+INPUT_DIR = "input"
+
+
+@dataclasses.dataclass
+class PairReport:
+  """What was found and what was skipped (name -> reason)."""
+  found: int = 0
+  skipped: Dict[str, str] = dataclasses.field(default_factory=dict)
+
+  def summary(self) -> str:
+    text = f"{self.found} pairs, {len(self.skipped)} skipped"
+    if self.skipped:
+      names = sorted(self.skipped)
+      shown = ", ".join(names[:10]) + (" ..." if len(names) > 10 else "")
+      text += f" ({shown})"
+    return text
+
+
+@dataclasses.dataclass
+class Pairs:
+  """Matched (input, target) files of one split, sorted by name."""
+  names: List[str]
+  inputs: List[str]
+  targets: List[str]
+
+  def __len__(self) -> int:
+    return len(self.names)
+
+
+def _input_files(data_dir: str) -> Dict[str, str]:
+  """name (file stem) -> input path; raises if D/input is missing."""
+  input_dir = os.path.join(data_dir, INPUT_DIR)
+  if not os.path.isdir(input_dir):
+    raise FileNotFoundError(f"{input_dir}: no such folder (expected "
+                            f"{data_dir}/input/<name>.* and "
+                            f"{data_dir}/<target>/<name>.png)")
+  files = {}
+  for path in images.list_images([input_dir]):
+    files.setdefault(os.path.splitext(os.path.basename(path))[0], path)
+  return files
+
+
+def read_split_file(path: str) -> List[str]:
+  """Test names, one per line (file names or stems; '#' comments allowed)."""
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"--split_file {path}: no such file")
+  names = []
+  with open(path, "r", encoding="utf-8") as f:
+    for line in f:
+      line = line.split("#", 1)[0].strip()
+      if line:
+        names.append(os.path.splitext(os.path.basename(line))[0])
+  return names
+
+
+def split_names(names: Sequence[str], split: str,
+                test_names: Optional[Sequence[str]] = None) -> List[str]:
+  """The names of `split` ("train", "test" or "all") among sorted `names`."""
+  names = sorted(names)
+  if split == "all":
+    return names
+  if split not in ("train", "test"):
+    raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
+  if test_names is not None:
+    test = set(test_names)
+    return [n for n in names if (n in test) == (split == "test")]
+  num_train = len(names) - len(names) // 2  # the first half, rounded up
+  return names[:num_train] if split == "train" else names[num_train:]
+
+
+def _readable(path: str) -> Optional[str]:
+  """None if the file looks like a complete image, else the reason."""
+  try:
+    with open(path, "rb") as f:
+      head = f.read(16)
+      f.seek(0, os.SEEK_END)
+      size = f.tell()
+      f.seek(max(0, size - 16))
+      tail = f.read()
+  except OSError as err:
+    return f"cannot read ({err.strerror})"
+  kind = images.sniff_format(head)
+  if kind is None:
+    return "not a JPEG/PNG/GIF/BMP/TIFF image"
+  if kind == "jpeg" and not tail.rstrip(b"\x00").endswith(b"\xff\xd9"):
+    return "truncated JPEG (no end-of-image marker)"
+  return None
+
+
+def find_pairs(data_dir: str, target: str, split: str = "train",
+               split_file: Optional[str] = None) -> Tuple[Pairs, PairReport]:
+  """Matches inputs to targets in one split; reports and skips the rest.
+
+  Args:
+    data_dir: folder with input/ and <target>/.
+    target: target folder name (the prep-targets operator).
+    split: "train", "test" or "all".
+    split_file: optional file listing the test names.
+
+  Returns:
+    (pairs, report). Inputs without a target PNG and files that are not
+    complete images (header/trailer check; evaluation decodes fully) are
+    skipped and listed in the report.
+
+  Raises:
+    FileNotFoundError: data_dir/input or data_dir/<target> does not exist.
+  """
+  inputs = _input_files(data_dir)
+  target_dir = os.path.join(data_dir, target)
+  if not os.path.isdir(target_dir):
+    raise FileNotFoundError(f"{target_dir}: no such folder; run prep-targets "
+                            f"--operator {target} first")
+  test_names = read_split_file(split_file) if split_file else None
+  if test_names is not None:
+    unknown = sorted(set(test_names) - set(inputs))
+    if unknown:
+      logging.warning("%d names in %s have no input image: %s", len(unknown),
+                      split_file, ", ".join(unknown[:10]))
+  pairs = Pairs([], [], [])
+  report = PairReport()
+  for name in split_names(list(inputs), split, test_names):
+    target_path = os.path.join(target_dir, name + ".png")
+    if not os.path.isfile(target_path):
+      report.skipped[name] = f"no target {target}/{name}.png"
+      continue
+    reason = _readable(inputs[name]) or _readable(target_path)
+    if reason:
+      report.skipped[name] = reason
+      continue
+    pairs.names.append(name)
+    pairs.inputs.append(inputs[name])
+    pairs.targets.append(target_path)
+  report.found = len(pairs)
+  return pairs, report
+
+
+def load_image_tf(path: tf.Tensor) -> tf.Tensor:
+  """Any supported file -> float32 RGB [0, 1]; TIFF through the numpy decoder."""
+  is_tiff = tf.strings.regex_full_match(tf.strings.lower(path),
+                                        r".*\.tiff?")
+
+  def _tiff():
+    image = tf.numpy_function(
+        lambda p: images.read_image(p.decode("utf-8")), [path], tf.float32)
+    return tf.reshape(image, tf.shape(image))
+
+  image = tf.cond(is_tiff, _tiff,
+                  lambda: images.decode_image_tf(tf.io.read_file(path)))
+  image.set_shape([None, None, 3])
+  return image
+
+
+def _shrink(image: tf.Tensor, max_side: Optional[int]) -> tf.Tensor:
+  """Downscales so the largest side is max_side; never upscales."""
+  if not max_side:
+    return image
+  shape = tf.shape(image)
+  return tf.cond(tf.maximum(shape[0], shape[1]) > max_side,
+                 lambda: images.resize_max_side_tf(image, max_side),
+                 lambda: image)
+
+
+def _random_crop_pair(source, target, crop_size, seed):
+  """The same random crop_size window of both (upscaled first if smaller)."""
+  crop_h, crop_w = crop_size
+  shape = tf.shape(source)
+  scale = tf.maximum(1.0, tf.maximum(crop_h / tf.cast(shape[0], tf.float32),
+                                     crop_w / tf.cast(shape[1], tf.float32)))
+  size = tf.cast(tf.math.ceil(tf.cast(shape[:2], tf.float32) * scale),
+                 tf.int32)
+  stacked = images.resize_tf(tf.concat([source, target], axis=-1), size)
+  stacked = tf.image.random_crop(stacked, [crop_h, crop_w, 6], seed=seed)
+  return stacked[..., :3], stacked[..., 3:]
+
+
+@gin.configurable(denylist=["pairs", "batch_size", "seed", "start_example",
+                            "input_context"])
+def make_train_dataset(pairs: Pairs, batch_size: int = 1, seed: int = 0,
+                       start_example: int = 0,
+                       input_context: Optional[
+                           tf.distribute.InputContext] = None,
+                       max_side: Optional[int] = 640,
+                       crop_size: Optional[Sequence[int]] = None,
+                       num_parallel_calls: int = tf.data.AUTOTUNE
+                      ) -> tf.data.Dataset:
+  """Infinite (input, target) training batches in [0, 1].
+
+  The file list is sharded per input pipeline, shuffled as a whole every
+  epoch, repeated, and `start_example` elements are skipped before decoding
+  (resume). Input and target are resized identically (largest side
+  `max_side`); with `crop_size` both are cropped to the same random window.
+
+  Args:
+    pairs: training pairs.
+    batch_size: per-replica batch; > 1 needs `crop_size`.
+    seed: shuffle / crop seed.
+    start_example: elements to skip (resume).
+    input_context: this pipeline's shard.
+    max_side: largest side after resizing (paper: 640); None keeps sizes.
+    crop_size: (height, width) of random crops, or None.
+    num_parallel_calls: decode parallelism.
+
+  Raises:
+    ConfigError: batch_size > 1 without crop_size, or no pairs.
+  """
+  if not len(pairs):
+    raise config.ConfigError("no training pairs (see the skipped list)")
+  if batch_size > 1 and not crop_size:
+    raise config.ConfigError(
+        f"batch size {batch_size} needs equal image sizes: set "
+        "make_train_dataset.crop_size=(h, w) or use batch size 1")
+  dataset = tf.data.Dataset.from_tensor_slices((pairs.inputs, pairs.targets))
+  if input_context is not None and input_context.num_input_pipelines > 1:
+    dataset = dataset.shard(input_context.num_input_pipelines,
+                            input_context.input_pipeline_id)
+  dataset = dataset.shuffle(len(pairs), seed=seed,
+                            reshuffle_each_iteration=True).repeat()
+  if start_example:
+    dataset = dataset.skip(start_example)
+
+  def load(input_path, target_path):
+    source = _shrink(load_image_tf(input_path), max_side)
+    target = _shrink(load_image_tf(target_path), max_side)
+    # Targets written at another size (rare) are brought to the input's.
+    target = tf.cond(tf.reduce_all(tf.shape(target) == tf.shape(source)),
+                     lambda: target,
+                     lambda: images.resize_tf(target, tf.shape(source)[:2]))
+    if crop_size:
+      source, target = _random_crop_pair(source, target,
+                                         tuple(int(c) for c in crop_size),
+                                         seed)
+    return source, target
+
+  dataset = dataset.map(load, num_parallel_calls=num_parallel_calls)
+  return dataset.batch(batch_size, drop_remainder=True).prefetch(2)
+
+
+def iterate_pairs(pairs: Pairs, report: Optional[PairReport] = None):
+  """Yields (name, input, target) at original size; unreadable pairs skipped.
+
+  Decoding failures are added to `report` (name -> reason) when given.
+  """
+  for name, input_path, target_path in zip(pairs.names, pairs.inputs,
+                                           pairs.targets):
+    try:
+      source = images.read_image(input_path)
+      target = images.read_image(target_path)
+    except images.ImageReadError as err:
+      logging.warning("skipped %s: %s", name, err)
+      if report is not None:
+        report.skipped[name] = str(err)
+      continue
+    if target.shape != source.shape:
+      target = images.resize(target, source.shape[:2])
+    yield name, source, target

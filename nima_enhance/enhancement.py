@@ -1,0 +1,278 @@
+"""Training, restoring, running and evaluating the CAN enhancer.
+
+The library side of enhance-train, enhance-eval, enhance and gamma-sweep (the
+binaries only parse flags). A trained enhancer is rebuilt from the
+`model_spec.json` the training loop writes (build_can arguments, NIMA model
+dir) and its latest checkpoint, so no gin file is needed after training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Dict, List, Optional, Sequence
+
+from absl import logging
+import keras
+import numpy as np
+import tensorflow as tf
+
+from nima_enhance.data import fivek
+from nima_enhance.data import images
+from nima_enhance.models import can
+
+
+@dataclasses.dataclass
+class EnhancerBundle:
+  """A restored CAN with its model_spec.json."""
+  model: keras.Model
+  spec: Dict[str, object]
+  checkpoint: str
+  _fn: Optional[object] = None
+
+  def __call__(self, image: np.ndarray) -> np.ndarray:
+    """Enhances one float RGB [h, w, 3] image at full size; clipped to [0, 1]."""
+    if self._fn is None:
+      model = self.model
+      self._fn = tf.function(
+          lambda x: tf.clip_by_value(model(x, training=False), 0.0, 1.0),
+          input_signature=[tf.TensorSpec([1, None, None, 3], tf.float32)])
+    batch = tf.convert_to_tensor(image[None].astype(np.float32))
+    return self._fn(batch)[0].numpy()
+
+
+def load_enhancer(model_dir: str) -> EnhancerBundle:
+  """Rebuilds the CAN recorded in model_dir and restores its latest checkpoint.
+
+  Raises:
+    FileNotFoundError: no model_spec.json or no checkpoint.
+    ValueError: model_dir holds another kind of model.
+  """
+  path = os.path.join(model_dir, "model_spec.json")
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"{path}: not found; is {model_dir} a model dir "
+                            "written by enhance-train?")
+  with open(path, "r", encoding="utf-8") as f:
+    spec = json.load(f)
+  if spec.get("task") != "enhancer":
+    raise ValueError(f"{model_dir}: holds a {spec.get('task')!r} model, not "
+                     "an enhancer")
+  checkpoint = tf.train.latest_checkpoint(model_dir)
+  if checkpoint is None:
+    raise FileNotFoundError(f"{model_dir}: no checkpoint found")
+  args = dict(spec.get("build_can", {}))
+  model = can.build_can(**args)
+  tf.train.Checkpoint(model=model).restore(
+      checkpoint).expect_partial().assert_existing_objects_matched()
+  return EnhancerBundle(model, spec, checkpoint)
+
+
+def psnr(reference: np.ndarray, image: np.ndarray,
+         data_range: float = 1.0) -> float:
+  """Peak signal-to-noise ratio in dB (inf for identical images)."""
+  mse = float(np.mean((np.asarray(reference, np.float64) -
+                       np.asarray(image, np.float64)) ** 2))
+  if mse == 0.0:
+    return float("inf")
+  return float(10.0 * np.log10(data_range ** 2 / mse))
+
+
+def ssim(reference: np.ndarray, image: np.ndarray) -> float:
+  """skimage's SSIM on RGB in [0, 1] (data_range 1, channels last)."""
+  from skimage.metrics import structural_similarity  # pylint: disable=g-import-not-at-top
+  height, width = reference.shape[:2]
+  # skimage's default 7x7 window needs both sides >= 7.
+  win = min(7, height, width)
+  win -= 1 - win % 2
+  return float(structural_similarity(reference, image, data_range=1.0,
+                                     channel_axis=-1, win_size=max(win, 1)))
+
+
+class NimaScorer:
+  """Scores in-memory [0, 1] images with a NIMA model dir, as nima-score does."""
+
+  def __init__(self, nima_model_dir: str):
+    from nima_enhance import metrics  # pylint: disable=g-import-not-at-top
+    from nima_enhance import scoring  # pylint: disable=g-import-not-at-top
+    self.bundle = scoring.load_nima(nima_model_dir)
+    preprocessing = self.bundle.preprocessing
+    model = self.bundle.model
+    self._fn = tf.function(
+        lambda x: metrics.mean_score(model(
+            scoring.eval_pixels_tf(x, preprocessing)[None], training=False))[0],
+        input_signature=[tf.TensorSpec([None, None, 3], tf.float32)])
+
+  def __call__(self, image: np.ndarray) -> float:
+    return float(self._fn(tf.convert_to_tensor(image.astype(np.float32))))
+
+
+def resolve_target(target: Optional[str],
+                   model_dir: Optional[str] = None) -> str:
+  """--target, else gin's enhancer_target.name, else the trained model's.
+
+  Raises:
+    ConfigError: none of them names a target.
+  """
+  from nima_enhance import config  # pylint: disable=g-import-not-at-top
+  from nima_enhance.train import enhancer_task  # pylint: disable=g-import-not-at-top
+  if target:
+    return target
+  target = enhancer_task.default_target()
+  if not target and model_dir:
+    spec_path = os.path.join(model_dir, "model_spec.json")
+    if os.path.isfile(spec_path):
+      with open(spec_path, "r", encoding="utf-8") as f:
+        target = json.load(f).get("target")
+  if not target:
+    raise config.ConfigError("no target: pass --target (e.g. local_laplacian) "
+                             "or a gin file binding enhancer_target.name")
+  return target
+
+
+def train_enhancer(data_dir: str, target: str, model_dir: str,
+                   nima_model_dir: Optional[str] = None,
+                   split_file: Optional[str] = None,
+                   strategy: Optional[tf.distribute.Strategy] = None,
+                   seed: int = 0) -> Dict[str, object]:
+  """enhance-train's code path: find pairs, build the task, run train_loop.
+
+  Gin must already be parsed. Skipped pairs are logged and written to
+  model_dir/skipped_train.txt.
+  """
+  from nima_enhance.train import enhancer_task  # pylint: disable=g-import-not-at-top
+  from nima_enhance.train import loop  # pylint: disable=g-import-not-at-top
+  os.makedirs(model_dir, exist_ok=True)
+  pairs, report = fivek.find_pairs(data_dir, target, "train", split_file)
+  write_skipped(report, model_dir, "train")
+  task = enhancer_task.EnhancerTask(data_dir, target,
+                                    nima_model_dir=nima_model_dir,
+                                    split_file=split_file, pairs=pairs)
+  return loop.train_loop(task, model_dir, strategy=strategy, seed=seed)
+
+
+def write_skipped(report: fivek.PairReport, directory: str, split: str) -> None:
+  """Logs the report and writes directory/skipped_<split>.txt when non-empty."""
+  logging.info("%s: %s", split, report.summary())
+  if report.skipped:
+    logging.warning("%d %s pairs skipped: %s", len(report.skipped), split,
+                    ", ".join(sorted(report.skipped)[:20]))
+    lines = "".join(f"{n}\t{r}\n" for n, r in sorted(report.skipped.items()))
+    images.atomic_write_bytes(os.path.join(directory, f"skipped_{split}.txt"),
+                              lines.encode("utf-8"))
+
+
+def _stats(values: Sequence[float]) -> Dict[str, float]:
+  values = np.asarray([v for v in values if np.isfinite(v)], np.float64)
+  if not values.size:
+    return {"mean": float("nan"), "std": float("nan"), "median": float("nan"),
+            "min": float("nan"), "max": float("nan"), "count": 0}
+  return {"mean": float(values.mean()), "std": float(values.std()),
+          "median": float(np.median(values)), "min": float(values.min()),
+          "max": float(values.max()), "count": int(values.size)}
+
+
+def evaluate_enhancer(data_dir: str, target: str, model_dir: str,
+                      output_dir: str, nima_model_dir: Optional[str] = None,
+                      split: str = "test", split_file: Optional[str] = None,
+                      num_grids: int = 8, save_outputs: bool = False,
+                      max_images: Optional[int] = None) -> Dict[str, object]:
+  """enhance-eval's code path: metrics, NIMA statistics, figures.
+
+  Every test pair is enhanced at its original size. Writes to output_dir:
+  eval.json (summary and per-image rows), nima_scores.png (box plot of the
+  NIMA mean scores of input / reference / output, the paper's Fig. 6),
+  grids/<name>.png (input | reference | output, Figs. 7-10) for the first
+  `num_grids` images, and outputs/<name>.png when `save_outputs`.
+
+  Args:
+    nima_model_dir: NIMA for the score statistics; default: the one recorded
+      at training; none at all skips the NIMA statistics.
+
+  Returns:
+    the eval.json dictionary.
+  """
+  from nima_enhance import enhance_report  # pylint: disable=g-import-not-at-top
+  enhancer = load_enhancer(model_dir)
+  os.makedirs(output_dir, exist_ok=True)
+  pairs, report = fivek.find_pairs(data_dir, target, split, split_file)
+  nima_dir = nima_model_dir or enhancer.spec.get("nima_model_dir")
+  scorer = NimaScorer(nima_dir) if nima_dir else None
+  rows: List[Dict[str, object]] = []
+  for name, source, reference in fivek.iterate_pairs(pairs, report):
+    if max_images is not None and len(rows) >= max_images:
+      break
+    output = enhancer(source)
+    row = {"name": name, "height": int(source.shape[0]),
+           "width": int(source.shape[1]),
+           "psnr_input": psnr(reference, source),
+           "psnr_output": psnr(reference, output),
+           "ssim_input": ssim(reference, source),
+           "ssim_output": ssim(reference, output)}
+    if scorer is not None:
+      row.update(nima_input=scorer(source), nima_reference=scorer(reference),
+                 nima_output=scorer(output))
+    rows.append(row)
+    if len(rows) <= num_grids:
+      enhance_report.comparison_grid(
+          os.path.join(output_dir, "grids", f"{name}.png"),
+          [source, reference, output], ["input", f"reference ({target})",
+                                        f"output (gamma={enhancer.spec.get('gamma')})"])
+    if save_outputs:
+      images.write_image(os.path.join(output_dir, "outputs", f"{name}.png"),
+                         output, bit_depth=16)
+  write_skipped(report, output_dir, split)
+  if not rows:
+    raise FileNotFoundError(f"{data_dir}: no readable {split} pairs for "
+                            f"target {target} ({report.summary()})")
+  result = {
+      "model_dir": os.path.abspath(model_dir), "checkpoint": enhancer.checkpoint,
+      "target": target, "split": split, "gamma": enhancer.spec.get("gamma"),
+      "nima_model_dir": nima_dir, "num_images": len(rows),
+      "skipped": dict(sorted(report.skipped.items())),
+  }
+  for key in ("psnr_input", "psnr_output", "ssim_input", "ssim_output",
+              "nima_input", "nima_reference", "nima_output"):
+    if key in rows[0]:
+      result[key] = _stats([r[key] for r in rows])
+  if scorer is not None:
+    enhance_report.box_plot(
+        os.path.join(output_dir, "nima_scores.png"),
+        {"input": [r["nima_input"] for r in rows],
+         "reference": [r["nima_reference"] for r in rows],
+         f"output (gamma={enhancer.spec.get('gamma')})":
+             [r["nima_output"] for r in rows]},
+        title=f"NIMA mean scores, {len(rows)} {split} images")
+  result["per_image"] = rows
+  images.atomic_write_bytes(os.path.join(output_dir, "eval.json"),
+                            json.dumps(result, indent=2).encode("utf-8"))
+  return result
+
+
+def enhance_files(enhancer: EnhancerBundle, paths: Sequence[str],
+                  output_dir: str, fmt: str = "png", bit_depth: int = 8
+                 ) -> Dict[str, object]:
+  """Enhances files at full size into output_dir/<stem>.<png|jpg>.
+
+  Returns:
+    {"written": [paths], "skipped": {path: reason}}.
+  """
+  ext = {"png": "png", "jpeg": "jpg", "jpg": "jpg"}.get(fmt.lower())
+  if ext is None:
+    raise ValueError(f"format must be png or jpeg, got {fmt!r}")
+  if ext == "jpg" and bit_depth != 8:
+    raise ValueError("JPEG output is 8-bit only (use --format png for 16)")
+  written, skipped = [], {}
+  for path in paths:
+    try:
+      image = images.read_image(path)
+    except images.ImageReadError as err:
+      logging.warning("skipped %s", err)
+      skipped[path] = str(err)
+      continue
+    stem = os.path.splitext(os.path.basename(path))[0]
+    out_path = os.path.join(output_dir, f"{stem}.{ext}")
+    images.write_image(out_path, enhancer(image), bit_depth=bit_depth)
+    written.append(out_path)
+    logging.info("%s -> %s", path, out_path)
+  return {"written": written, "skipped": skipped}

@@ -1,0 +1,165 @@
+"""The enhancer as a training Task: CAN trained with the perceptual loss (eq. 1).
+
+The paper's recipe (sec. 4.2): Adam with learning rate 1e-4, batch 1,
+480x640 training images, L2 fidelity, gamma = 1e-4, NIMA weights fixed.
+
+NIMA is held by the task, not by the trained model: it is restored from its
+own model dir, marked non-trainable and called with training=False, so it is
+neither in the optimizer's variables nor in the enhancer's checkpoints, and
+gradients of the quality term still flow through it into the CAN.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from typing import Dict, List, Optional
+
+from absl import logging
+import gin
+import keras
+import tensorflow as tf
+
+from nima_enhance import config
+from nima_enhance import losses
+from nima_enhance.data import fivek
+from nima_enhance.models import can
+from nima_enhance.train.task import OptimizerSpec, Task
+
+
+def _query(name: str, function, key: str):
+  """A gin binding if present, else the function's default."""
+  try:
+    return gin.query_parameter(f"{name}.{key}")
+  except ValueError:
+    return inspect.signature(function).parameters[key].default
+
+
+@gin.configurable("enhancer_target")
+def default_target(name: Optional[str] = None) -> Optional[str]:
+  """The target folder a gin file names (enhancer_target.name); --target wins.
+
+  Lets gin/enhance/*.gin carry the operator name prep-targets writes
+  (local_laplacian, nonlocal_dehaze) so --target can be left out.
+  """
+  return name
+
+
+def effective_gamma() -> float:
+  """perceptual_loss.gamma as gin will pass it."""
+  return float(_query("perceptual_loss", losses.perceptual_loss, "gamma"))
+
+
+@gin.configurable(denylist=["data_dir", "target", "nima_model_dir",
+                            "split_file", "pairs"])
+class EnhancerTask(Task):
+  """Trains the CAN on FiveK-style pairs with the perceptual loss."""
+
+  name = "enhancer"
+
+  def __init__(self, data_dir: str, target: str,
+               nima_model_dir: Optional[str] = None,
+               split_file: Optional[str] = None,
+               pairs: Optional[fivek.Pairs] = None,
+               learning_rate: float = 1e-4,
+               nima_input: str = "nima_preprocessing"):
+    """Args:
+
+      data_dir: folder with input/ and <target>/.
+      target: target folder name (local_laplacian, nonlocal_dehaze, ...).
+      nima_model_dir: a nima-train model dir; required when gamma > 0.
+      split_file: optional list of test names (the rest trains).
+      pairs: the training pairs if already found (else found here).
+      learning_rate: Adam's learning rate (paper: 1e-4).
+      nima_input: "nima_preprocessing": NIMA sees the enhanced image resized
+        as it was evaluated (the score the loss raises is the score
+        enhance-eval reports); "full_size": NIMA sees the image at its own
+        size (identical in the paper's setting, 480x640 both).
+
+    Raises:
+      ConfigError: gamma > 0 without a NIMA model dir, or a bad nima_input.
+    """
+    self.data_dir = data_dir
+    self.target = target
+    self.split_file = split_file
+    self.learning_rate = learning_rate
+    if nima_input not in ("nima_preprocessing", "full_size"):
+      raise config.ConfigError("EnhancerTask.nima_input must be "
+                               "'nima_preprocessing' or 'full_size', got "
+                               f"{nima_input!r}")
+    self.nima_input = nima_input
+    self.gamma = effective_gamma()
+    if self.gamma and not nima_model_dir:
+      raise config.ConfigError(
+          f"perceptual_loss.gamma={self.gamma} needs --nima_model_dir (a "
+          "nima-train model dir); use perceptual_loss.gamma=0 for plain L2")
+    self.nima_model_dir = (os.path.abspath(nima_model_dir) if nima_model_dir
+                           and self.gamma else None)
+    if pairs is None:
+      pairs, report = fivek.find_pairs(data_dir, target, "train", split_file)
+      logging.info("train: %s", report.summary())
+    self.pairs = pairs
+    self.nima: Optional[keras.Model] = None
+    self.nima_preprocessing: Optional[Dict] = None
+
+  def build_model(self) -> keras.Model:
+    if self.nima_model_dir:
+      # Restored inside the strategy scope so replicas get their own copies.
+      self.load_nima()
+    return can.build_can()
+
+  def load_nima(self) -> None:
+    """Restores the frozen NIMA (trainable=False, used with training=False)."""
+    from nima_enhance import scoring  # pylint: disable=g-import-not-at-top
+    bundle = scoring.load_nima(self.nima_model_dir)
+    bundle.model.trainable = False
+    self.nima = bundle.model
+    self.nima_preprocessing = (bundle.preprocessing if self.nima_input ==
+                               "nima_preprocessing" else None)
+    logging.info("Frozen NIMA from %s (%s)", self.nima_model_dir,
+                 bundle.checkpoint)
+
+  def build_optimizers(self, model: keras.Model,
+                       steps_per_epoch: int) -> List[OptimizerSpec]:
+    del steps_per_epoch
+    # Only the CAN's variables: NIMA's can never be updated.
+    return [(keras.optimizers.Adam(self.learning_rate),
+             model.trainable_variables)]
+
+  def steps_per_epoch(self, global_batch_size: int) -> int:
+    return max(1, -(-len(self.pairs) // global_batch_size))
+
+  def examples_in_epoch(self) -> int:
+    return len(self.pairs)
+
+  def dataset(self, input_context, batch_size, start_example, seed):
+    return fivek.make_train_dataset(self.pairs, batch_size=batch_size,
+                                    seed=seed, start_example=start_example,
+                                    input_context=input_context)
+
+  def per_example_loss(self, model, batch, training):
+    source, reference = batch
+    enhanced = model(source, training=training)
+    loss, components = losses.perceptual_loss(
+        reference, enhanced, nima_model=self.nima,
+        nima_preprocessing=self.nima_preprocessing, return_components=True)
+    return loss, components
+
+  def image_summaries(self, model: keras.Model, batch) -> Dict[str, tf.Tensor]:
+    source, reference = batch
+    output = tf.clip_by_value(model(source, training=False), 0.0, 1.0)
+    return {"input": source, "target": reference, "output": output}
+
+  def model_spec(self) -> Dict[str, object]:
+    return {"task": "enhancer",
+            "build_can": can.current_can_args(),
+            "nima_model_dir": self.nima_model_dir,
+            "nima_input": self.nima_input,
+            "target": self.target,
+            "data_dir": os.path.abspath(self.data_dir),
+            "split_file": (os.path.abspath(self.split_file) if self.split_file
+                           else None),
+            "gamma": self.gamma,
+            "fidelity": _query("perceptual_loss", losses.perceptual_loss,
+                               "fidelity"),
+            "learning_rate": self.learning_rate}
