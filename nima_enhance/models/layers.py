@@ -48,7 +48,7 @@ def _normalize_padding(padding: PadSpec) -> Tuple[Tuple[int, int],
                                                    Tuple[int, int]]:
   """int | (rows, cols) | ((top, bottom), (left, right)) -> nested pairs."""
   if isinstance(padding, int):
-    return (padding, padding), (padding, padding)
+    padding = (padding, padding)
   padding = tuple(padding)
   if len(padding) != 2:
     raise ValueError(f"padding must be an int, (rows, cols) or "
