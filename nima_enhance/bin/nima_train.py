@@ -9,7 +9,6 @@ The TFDS records are built once with
 --data_dir T` (docs/scaling.md).
 """
 
-import math
 import os
 import sys
 
@@ -65,30 +64,10 @@ def main(argv):
 
 def _tfds_task(nima_task, data_dir: str):
   """A NimaTask whose training input is the TFDS `ava` train split."""
-  from nima_enhance.data import tfds as ava_tfds  # pylint: disable=g-import-not-at-top
-
-  size = ava_tfds.readers.num_examples("ava", data_dir, "train")
-  skipped = ava_tfds.load_builder("ava", data_dir).info.metadata.get(
-      "skipped", {})
-  print(f"train: {size} examples from TFDS ava in {data_dir} "
-        f"(skipped at build time: {skipped.get('train', {})})",
-        file=sys.stderr)
-
-  class NimaTfdsTask(nima_task.NimaTask):
-    """Same model, loss and optimizers; records instead of loose files."""
-
-    def steps_per_epoch(self, global_batch_size):
-      return max(1, math.ceil(size / global_batch_size))
-
-    def examples_in_epoch(self):
-      return size
-
-    def dataset(self, input_context, batch_size, start_example, seed):
-      return ava_tfds.ava_train_dataset(
-          data_dir, self.preprocessing, batch_size, seed=seed,
-          start_example=start_example, input_context=input_context)
-
-  return NimaTfdsTask(None, None)
+  task = nima_task.NimaTfdsTask(data_dir)
+  print(f"train: {task.num_examples} examples from TFDS ava in {data_dir} "
+        f"(skipped at build time: {task.skipped_at_build})", file=sys.stderr)
+  return task
 
 
 def run():

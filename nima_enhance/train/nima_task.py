@@ -102,6 +102,35 @@ class NimaTask(Task):
             "build_nima": _build_nima_args()}
 
 
+class NimaTfdsTask(NimaTask):
+  """NimaTask reading the TFDS `ava` records instead of loose files.
+
+  Same model, loss and optimizers; the records hold the original image bytes,
+  decoded and preprocessed exactly like the loose-file path.
+  """
+
+  def __init__(self, tfds_data_dir: str, **kwargs):
+    from nima_enhance.data import tfds as ava_tfds  # pylint: disable=g-import-not-at-top
+    super().__init__(None, None, **kwargs)
+    self._tfds = ava_tfds
+    self.tfds_data_dir = tfds_data_dir
+    self.num_examples = ava_tfds.readers.num_examples("ava", tfds_data_dir,
+                                                      "train")
+    self.skipped_at_build = ava_tfds.load_builder(
+        "ava", tfds_data_dir).info.metadata.get("skipped", {}).get("train", {})
+
+  def steps_per_epoch(self, global_batch_size: int) -> int:
+    return max(1, math.ceil(self.num_examples / global_batch_size))
+
+  def examples_in_epoch(self) -> int:
+    return self.num_examples
+
+  def dataset(self, input_context, batch_size, start_example, seed):
+    return self._tfds.ava_train_dataset(
+        self.tfds_data_dir, self.preprocessing, batch_size, seed=seed,
+        start_example=start_example, input_context=input_context)
+
+
 def _bound(name: str) -> bool:
   try:
     gin.query_parameter(name)
