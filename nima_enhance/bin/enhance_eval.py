@@ -38,6 +38,8 @@ def main(argv):
     raise common.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   if not os.path.isdir(FLAGS.data_dir):
     raise FileNotFoundError(f"--data_dir {FLAGS.data_dir}: no such folder")
+  if not os.path.isdir(FLAGS.model_dir):
+    raise FileNotFoundError(f"--model_dir {FLAGS.model_dir}: no such folder")
   from nima_enhance import config  # pylint: disable=g-import-not-at-top
   from nima_enhance import enhancement  # pylint: disable=g-import-not-at-top
   config.parse_gin(FLAGS.gin_file, FLAGS.gin_bindings)
