@@ -77,7 +77,7 @@ def llf_params(preset: str = "detail_enhancement",
 
 def intensity(image: np.ndarray) -> np.ndarray:
   """I = (20 R + 40 G + B) / 61 of a float RGB image."""
-  return image.astype(np.float32) @ INTENSITY_WEIGHTS
+  return np.asarray(image, dtype=np.float32) @ INTENSITY_WEIGHTS
 
 
 def remap(values: np.ndarray, g, sigma_r: float, alpha: float,
@@ -140,6 +140,58 @@ def default_num_samples(value_range: float, sigma_r: float,
   return int(min(64, max(8, np.ceil(value_range / spacing) + 1)))
 
 
+# Rows of a strip in `_band_and_reduce`: about this many samples, so a strip
+# and its temporaries stay in the processor cache whatever the image size.
+_STRIP_ELEMENTS = 1 << 17
+# Extra rows above and below a strip: a band row needs the coarse rows within
+# one of its half, each of which needs the fine rows within two of its double.
+_HALO = 6
+
+
+def _band_and_reduce(source: Callable, shape: tuple, out: np.ndarray,
+                     position: np.ndarray, index: int,
+                     reuse_halo: bool = False) -> np.ndarray:
+  """One level of one remapped image's pyramid, in horizontal strips.
+
+  `source(r0, r1)` gives rows [r0, r1) of the level's Gaussian image G_l.
+  Adds hat_weight(position - index) * L_l to `out` (the interpolation of the
+  fast method) and returns G_{l+1}. Each strip is computed with `_HALO` rows of
+  context, aligned to even rows, so the result equals the whole-image
+  computation bit for bit (the mirror borders only apply at the image's own).
+  With `reuse_halo` (an expensive source: the remapping), the rows shared with
+  the previous strip are kept rather than computed twice.
+  """
+  height, width = shape
+  coarse = np.empty(((height + 1) // 2, (width + 1) // 2), dtype=np.float32)
+  rows = max(4 * _HALO, (_STRIP_ELEMENTS // max(width, 1)) // 2 * 2)
+  fine, fine_start, fine_stop = None, 0, 0
+  for y0 in range(0, height, rows):
+    y1 = min(height, y0 + rows)
+    a, b = max(0, y0 - _HALO), min(height, y1 + _HALO)
+    if reuse_halo and fine is not None and a < fine_stop:
+      fine = np.concatenate([fine[a - fine_start:], source(fine_stop, b)])
+    else:
+      fine = source(a, b)
+    fine_start, fine_stop = a, b
+    reduced = pyramid.downsample(fine)
+    coarse[y0 // 2:(y1 + 1) // 2] = reduced[(y0 - a) // 2:(y1 + 1 - a) // 2]
+    pos = position[y0:y1]
+    weight = np.subtract(pos, np.float32(index))
+    np.abs(weight, out=weight)
+    np.subtract(np.float32(1.0), weight, out=weight)
+    np.maximum(weight, 0.0, out=weight)
+    if not weight.any():  # No coefficient of the strip uses this reference.
+      continue
+    # Coarse rows needed by band rows [y0, y1): one beyond each end.
+    c0 = max(0, (y0 - a) // 2 - 1)
+    c1 = min(reduced.shape[0], (y1 - a + 1) // 2 + 1)
+    up = pyramid.upsample(reduced[c0:c1], (b - a - 2 * c0, width))
+    band = fine[y0 - a:y1 - a] - up[y0 - a - 2 * c0:y1 - a - 2 * c0]
+    band *= weight
+    out[y0:y1] += band
+  return coarse
+
+
 def _fast(values: np.ndarray, levels: int, remap_fn: Callable,
           num_samples: Optional[int], sigma_r: float,
           alpha: float) -> np.ndarray:
@@ -151,14 +203,20 @@ def _fast(values: np.ndarray, levels: int, remap_fn: Callable,
   refs = np.linspace(lo, hi, k)
   step = (hi - lo) / (k - 1)
   # Fractional reference index of every Gaussian coefficient.
-  positions = [np.clip((g - lo) / step, 0.0, k - 1.0) for g in gaussian[:-1]]
+  positions = [np.clip((g - np.float32(lo)) * np.float32(1.0 / step), 0.0,
+                       k - 1.0).astype(np.float32) for g in gaussian[:-1]]
   out = [np.zeros_like(g) for g in gaussian[:-1]]
+  # One remapped image at a time, level by level and strip by strip: the
+  # memory in use does not grow with K, and each strip is filtered while it
+  # is in cache. Only the level-0 rows are remapped; deeper levels read the
+  # remapped image's Gaussian level computed by the level above.
   for index, ref in enumerate(refs):
-    bands = pyramid.laplacian_pyramid(remap_fn(values, np.float32(ref)), levels)
+    ref = np.float32(ref)
+    source = lambda r0, r1, ref=ref: remap_fn(values[r0:r1], ref)  # noqa: E731
     for level in range(levels - 1):
-      # Hat weight: linear interpolation between the two nearest references.
-      weight = np.maximum(0.0, 1.0 - np.abs(positions[level] - index))
-      out[level] += weight.astype(np.float32) * bands[level]
+      current = _band_and_reduce(source, gaussian[level].shape, out[level],
+                                 positions[level], index, level == 0)
+      source = lambda r0, r1, g=current: g[r0:r1]  # noqa: E731
   out.append(gaussian[-1])
   return pyramid.collapse(out)
 
@@ -261,9 +319,13 @@ def local_laplacian(image: np.ndarray, sigma_r: float, alpha: float,
     raise ValueError(f"domain must be 'linear' or 'log', got {domain!r}")
   # Colour ratios RGB / I; the tiny offset only matters for black pixels,
   # where every channel is 0 and the output stays 0.
+  # One 2-D gain lum_out / I and a single pass over the RGB image (large
+  # images are memory-bound here, so no 3-channel temporaries).
   tiny = np.float32(1e-7)
-  ratio = image / (lum[..., None] + tiny)
-  return np.clip(ratio * lum_out[..., None], 0.0, 1.0).astype(np.float32)
+  gain = lum_out.astype(np.float32, copy=False)
+  gain /= lum + tiny
+  out = np.multiply(image, gain[..., None])
+  return np.clip(out, 0.0, 1.0, out=out)
 
 
 @gin.configurable
