@@ -195,6 +195,8 @@ def evaluate_enhancer(data_dir: str, target: str, model_dir: str,
   from nima_enhance import enhance_report  # pylint: disable=g-import-not-at-top
   enhancer = load_enhancer(model_dir)
   os.makedirs(output_dir, exist_ok=True)
+  # The split the enhancer was trained with, unless told otherwise.
+  split_file = split_file or enhancer.spec.get("split_file")
   pairs, report = fivek.find_pairs(data_dir, target, split, split_file)
   nima_dir = nima_model_dir or enhancer.spec.get("nima_model_dir")
   scorer = NimaScorer(nima_dir) if nima_dir else None

@@ -93,3 +93,22 @@ def test_adaptive_norm_starts_as_identity_and_matches_formula():
   names = sorted(v.name for v in norm.trainable_variables)
   assert len(norm.trainable_variables) == 4  # lambda, mu, BN gamma and beta
   assert any("lambda" in n for n in names) and any("mu" in n for n in names)
+
+
+def test_adaptive_norm_inference_uses_moving_statistics():
+  x = np.random.default_rng(4).normal(0.5, 1.5, (1, 6, 5, 3)).astype(
+      np.float32)
+  norm = layers.AdaptiveNormalization(epsilon=1e-3)
+  norm(x, training=True)  # builds
+  norm.lam.assign(1.2)
+  norm.mu.assign(0.4)
+  bn = norm.batch_norm
+  bn.moving_mean.assign([0.1, -0.2, 0.3])
+  bn.moving_variance.assign([2.0, 0.5, 1.0])
+  bn.gamma.assign([1.5, 1.0, 0.5])
+  bn.beta.assign([0.0, 0.2, -0.1])
+  normalized = ((x - np.array([0.1, -0.2, 0.3])) /
+                np.sqrt(np.array([2.0, 0.5, 1.0]) + 1e-3) *
+                np.array([1.5, 1.0, 0.5]) + np.array([0.0, 0.2, -0.1]))
+  np.testing.assert_allclose(norm(x, training=False).numpy(),
+                             1.2 * x + 0.4 * normalized, rtol=1e-5, atol=1e-5)
