@@ -7,18 +7,22 @@ import data_prep
 from data_prep import airlight
 from nima_enhance.data import images
 
+GREY_WHITE = (0.8, 0.82, 0.85)
+BLUISH = (0.75, 0.85, 0.95)
 
-def _hazy(air, beta=2.5):
+
+def _hazy(air, stride=4, exposure=1.0, beta=2.5):
+  """I = J t + A (1 - t): J the coffee photo, depth from the motorcycle."""
   from skimage import data  # pylint: disable=g-import-not-at-top
   _, _, disparity = data.stereo_motorcycle()
-  disparity = disparity[::4, ::4].copy()
+  disparity = disparity[::stride, ::stride].copy()
   finite = np.isfinite(disparity)
   disparity[~finite] = disparity[finite].max()
   depth = 1.0 / np.maximum(disparity, 1.0)
   depth = (depth - depth.min()) / (depth.max() - depth.min())
   t = np.exp(-beta * depth)[..., None]
-  clear = images.resize(data.coffee().astype(np.float32) / 255.0,
-                        disparity.shape)
+  clear = exposure * images.resize(data.coffee().astype(np.float32) / 255.0,
+                                   disparity.shape)
   return (clear * t + np.asarray(air) * (1.0 - t)).astype(np.float32)
 
 
@@ -30,11 +34,28 @@ def test_palette_counts_every_pixel():
   assert colours.min() >= 0.0 and colours.max() <= 1.0
 
 
-def test_estimate_close_to_truth():
+# The method assumes the air-light is brighter than the haze-lines' colours.
+# The coffee photo's white cup and saucer (t ~ 1) exceed a bluish air-light in
+# red and green, so for that one the clear scene is exposed at 0.85 (about 10%
+# of the pixels still exceed A in some channel; 20% for the grey-white one).
+@pytest.mark.parametrize("stride", [4, 2])  # 125 x 186 and 250 x 372
+@pytest.mark.parametrize("air,exposure", [(GREY_WHITE, 1.0), (BLUISH, 0.85)])
+def test_estimate_close_to_truth(air, exposure, stride):
+  truth = np.asarray(air)
+  estimate = data_prep.estimate_airlight(_hazy(truth, stride, exposure))
+  assert estimate.shape == (3,) and estimate.dtype == np.float32
+  assert np.abs(estimate - truth).max() <= 0.05
+
+
+def test_single_haze_line_family_is_exact():
+  """Ideal haze-lines: 30 colours darker than A at random transmissions."""
+  rng = np.random.default_rng(0)
   truth = np.array([0.8, 0.82, 0.85])
-  estimate = data_prep.estimate_airlight(_hazy(truth))
-  assert estimate.shape == (3,)
-  assert np.abs(estimate - truth).max() < 0.1
+  clear = rng.random((30, 3)) * 0.7
+  t = rng.uniform(0.1, 1.0, (200, 200, 1))
+  image = clear[rng.integers(0, 30, (200, 200))] * t + truth * (1.0 - t)
+  estimate = data_prep.estimate_airlight(image.astype(np.float32))
+  assert np.abs(estimate - truth).max() <= 0.05
 
 
 def test_rejects_gray_images():
