@@ -30,6 +30,22 @@ class NimaBundle:
   preprocessing: Dict[str, object]
   spec: Dict[str, object]
   checkpoint: Optional[str]
+  _predict: Optional[object] = dataclasses.field(default=None, repr=False)
+
+  def predict(self, pixels: tf.Tensor) -> tf.Tensor:
+    """The model in inference mode on a batch of preprocessed pixels.
+
+    One tf.function per bundle with a batch-agnostic signature: traced once,
+    not again for a last, smaller batch or for the next call of score_files.
+    """
+    if self._predict is None:
+      model = self.model
+      height, width = self.preprocessing["image_size"]
+      self._predict = tf.function(
+          lambda x: model(x, training=False),
+          input_signature=[tf.TensorSpec([None, height, width, 3],
+                                         tf.float32)])
+    return self._predict(pixels)
 
 
 def read_model_spec(model_dir: str) -> Dict[str, object]:
@@ -86,15 +102,16 @@ def score_files(bundle: NimaBundle, paths: Sequence[str], batch_size: int = 32
                ) -> Iterator[ScoredImage]:
   """Scores image files in order; unreadable files are yielded with an error.
 
-  Files are first checked with the shared decoder (cheap next to the network),
-  then decoded again in a parallel tf.data pipeline so the model never waits.
+  Files are first checked by their magic bytes (16 bytes read each), then
+  read and decoded in a parallel tf.data pipeline so the model never waits;
+  the model runs in the bundle's one tf.function (`NimaBundle.predict`).
   """
   checked: List[ScoredImage] = []
   good_paths = []
   for path in paths:
     try:
       with open(path, "rb") as f:
-        data = f.read()
+        data = f.read(16)  # the magic bytes; tf.data reads the whole file
       kind = images.sniff_format(data) if data else None
       if kind is None or kind == "tiff":
         raise images.ImageReadError(f"{path}: not a JPEG/PNG/GIF/BMP image")
@@ -111,9 +128,8 @@ def score_files(bundle: NimaBundle, paths: Sequence[str], batch_size: int = 32
         num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.ignore_errors().batch(batch_size).prefetch(
         tf.data.AUTOTUNE)
-    predict = tf.function(lambda x: bundle.model(x, training=False))
     for batch_paths, pixels in dataset:
-      for p, dist in zip(batch_paths.numpy(), predict(pixels).numpy()):
+      for p, dist in zip(batch_paths.numpy(), bundle.predict(pixels).numpy()):
         results[p.decode("utf-8")] = dist
   for item in checked:
     if item.error is None:
