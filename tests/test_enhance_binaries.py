@@ -82,7 +82,7 @@ def _train(data_dir, model_dir, bindings, nima_dir=None):
 def test_training_beats_the_input_on_held_out_photos(tmp_path, pairs_dir):
   model_dir = str(tmp_path / "model")
   _train(pairs_dir, model_dir, ["perceptual_loss.gamma = 0.0",
-                                "train_loop.num_steps = 100"])
+                                "train_loop.num_steps = 50"])
   result = enhancement.evaluate_enhancer(pairs_dir, "local_laplacian",
                                          model_dir, str(tmp_path / "eval"))
   assert result["num_images"] == 4  # the held-out half
