@@ -21,7 +21,8 @@ A (I = t J + (1 - t) A). The estimate is a Hough transform:
    candidate)^0.8 so that candidates are not favoured just for sitting above
    more of the colour cloud; what counts is the share of it on haze-lines;
 5. the 3-D score of (r, g, b) is the product of its three 2-D scores; the
-   argmax over a 0.025 grid is refined once on a 0.00625 grid around it.
+   argmax over a 0.025 grid is refined on a 0.00625 grid around it (+- 4
+   steps).
 
 Palette: colours are quantised on a 32^3 grid and the most populated cells
 (mean colour, pixel count) form the palette, a linear-time clustering on at
@@ -46,10 +47,9 @@ _MIN_LINE_COLOURS = 2   # Voters a haze-line needs at least ...
 _LINE_SUPPORT = 2.0     # ... and this times the mean voters per orientation.
 _NEAR_BONUS = 5.0       # Weight 1 + bonus * exp(-distance) of a voter.
 _BELOW_EXPONENT = 0.8   # Score / (weight of the colours below) ** this.
-CANDIDATES = np.linspace(0.1, 1.0, 37)  # Per-channel air-light grid (0.025).
-_FINE_STEP = 0.00625    # Refinement grid around the coarse maximum ...
-_FINE_HALF = 4          # ... +- this many coarse-grid steps / 4 ... * 4.
-
+CANDIDATES = np.linspace(0.1, 1.0, 37)  # Coarse per-channel grid (0.025).
+# Refinements around the current maximum: (step, steps on each side).
+_REFINE = ((0.00625, 4),)
 
 def palette(image: np.ndarray, size: int = _PALETTE_SIZE):
   """Clusters the colours of `image`: (colours [k, 3], pixel counts [k])."""
@@ -71,7 +71,10 @@ def _plane_scores(points: np.ndarray, weights: np.ndarray, grid_x: np.ndarray,
   """Hough score of every 2-D candidate (grid_x[i], grid_y[j]) -> [i, j]."""
   m = _NUM_ANGLES
   step = np.pi / m  # Line orientations theta_k = k step, k < m.
-  ax, ay = np.meshgrid(grid_x, grid_y, indexing="ij")
+  # float32 geometry: the tolerances are >= 0.01, far above its precision.
+  points = points.astype(np.float32)
+  ax, ay = np.meshgrid(grid_x.astype(np.float32), grid_y.astype(np.float32),
+                       indexing="ij")
   n_cand = ax.size
   dx = ax.reshape(-1, 1) - points[None, :, 0]
   dy = ay.reshape(-1, 1) - points[None, :, 1]
@@ -80,10 +83,11 @@ def _plane_scores(points: np.ndarray, weights: np.ndarray, grid_x: np.ndarray,
   dx, dy = dx[cand, colour], dy[cand, colour]
   phi = np.arctan2(dy, dx)   # in (0, pi / 2)
   rho = np.hypot(dx, dy)
-  tolerance = _TOLERANCE * (1.0 + _TOLERANCE_GROWTH * rho)
-  half = np.arcsin(np.minimum(1.0, tolerance / rho))
-  first = np.ceil((phi - half) / step).astype(np.int64)  # >= -m / 2
-  last = np.floor((phi + half) / step).astype(np.int64)
+  tolerance = np.float32(_TOLERANCE) * (1 + np.float32(_TOLERANCE_GROWTH) * rho)
+  half = np.arcsin(np.minimum(tolerance / rho, np.float32(1.0)))
+  inv_step = np.float32(1.0 / step)
+  first = np.ceil((phi - half) * inv_step).astype(np.int64)  # >= -m / 2
+  last = np.floor((phi + half) * inv_step).astype(np.int64)
   last = np.minimum(last, first + m - 1)  # Each orientation at most once.
   keep = first <= last
   cand, colour, rho = cand[keep], colour[keep], rho[keep]
@@ -104,7 +108,7 @@ def _plane_scores(points: np.ndarray, weights: np.ndarray, grid_x: np.ndarray,
                            np.cumsum(np.tile(haze_line, (1, 2)), axis=1)],
                           axis=1)
   on_line = prefix[cand, last + 1] > prefix[cand, first]
-  weight = weights[colour] * (1.0 + _NEAR_BONUS * np.exp(-rho))
+  weight = weights[colour] * (1.0 + _NEAR_BONUS * np.exp(-rho.astype(np.float64)))
   scores = np.bincount(cand[on_line], weight[on_line], minlength=n_cand)
   below_weight = np.bincount(cand, weight, minlength=n_cand)
   scores /= np.maximum(below_weight, 1e-12) ** _BELOW_EXPONENT
@@ -135,8 +139,10 @@ def estimate_airlight(image: np.ndarray) -> np.ndarray:
     raise ValueError(f"expected an RGB image [h, w, 3], got {image.shape}")
   colours, counts = palette(image)
   weights = counts / counts.sum()
-  coarse = _best(colours, weights, [CANDIDATES] * 3)
-  offsets = np.arange(-_FINE_HALF, _FINE_HALF + 1) * _FINE_STEP
-  fine = [np.unique(np.clip(a + offsets, CANDIDATES[0], CANDIDATES[-1]))
-          for a in coarse]
-  return _best(colours, weights, fine).astype(np.float32)
+  best = _best(colours, weights, [CANDIDATES] * 3)
+  for step, steps in _REFINE:
+    offsets = np.arange(-steps, steps + 1) * step
+    best = _best(colours, weights, [
+        np.unique(np.clip(a + offsets, CANDIDATES[0], CANDIDATES[-1]))
+        for a in best])
+  return best.astype(np.float32)
