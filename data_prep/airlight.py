@@ -21,8 +21,9 @@ A (I = t J + (1 - t) A). The estimate is a Hough transform:
    candidate)^0.8 so that candidates are not favoured just for sitting above
    more of the colour cloud; what counts is the share of it on haze-lines;
 5. the 3-D score of (r, g, b) is the product of its three 2-D scores; the
-   argmax over a 0.025 grid is refined on a 0.00625 grid around it (+- 4
-   steps).
+   argmax over a 0.025 grid (per channel from the image's median up: a
+   darker air-light would leave most colours out of the vote) is refined on
+   a 0.00625 grid around it (+- 4 steps).
 
 Palette: colours are quantised on a 32^3 grid and the most populated cells
 (mean colour, pixel count) form the palette, a linear-time clustering on at
@@ -139,7 +140,12 @@ def estimate_airlight(image: np.ndarray) -> np.ndarray:
     raise ValueError(f"expected an RGB image [h, w, 3], got {image.shape}")
   colours, counts = palette(image)
   weights = counts / counts.sum()
-  best = _best(colours, weights, [CANDIDATES] * 3)
+  # The air-light is brighter than the haze-lines' colours: a candidate below
+  # the median of a channel would leave most of the image out of the vote.
+  pixels = image.reshape(-1, 3)
+  median = np.median(pixels[::max(1, pixels.shape[0] // _MAX_PIXELS)], axis=0)
+  grids = [CANDIDATES[CANDIDATES >= min(m, CANDIDATES[-1])] for m in median]
+  best = _best(colours, weights, grids)
   for step, steps in _REFINE:
     offsets = np.arange(-steps, steps + 1) * step
     best = _best(colours, weights, [
