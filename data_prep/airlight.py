@@ -109,7 +109,8 @@ def _plane_scores(points: np.ndarray, weights: np.ndarray, grid_x: np.ndarray,
                            np.cumsum(np.tile(haze_line, (1, 2)), axis=1)],
                           axis=1)
   on_line = prefix[cand, last + 1] > prefix[cand, first]
-  weight = weights[colour] * (1.0 + _NEAR_BONUS * np.exp(-rho.astype(np.float64)))
+  near = np.exp(-rho.astype(np.float64))
+  weight = weights[colour] * (1.0 + _NEAR_BONUS * near)
   scores = np.bincount(cand[on_line], weight[on_line], minlength=n_cand)
   below_weight = np.bincount(cand, weight, minlength=n_cand)
   scores /= np.maximum(below_weight, 1e-12) ** _BELOW_EXPONENT

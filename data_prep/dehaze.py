@@ -8,12 +8,16 @@ line is proportional to its transmission t. Steps:
 1. radiometric linearisation I <- I^gamma (and A likewise);
 2. I_A = I - A in spherical coordinates (radius r, direction);
 3. haze-lines: the nearest of ~1000 fixed directions (`sphere.fibonacci_sphere`)
-   to each pixel's direction, found with a k-d tree;
+   to each pixel's direction: exact, through a (polar, azimuth) lookup grid
+   that lists the few candidate directions of each cell;
 4. initial transmission r / r_max(line), raised to the lower bound
    1 - min_c(I_c / A_c) that keeps the recovered radiance non-negative;
 5. regularisation: weighted least squares with per-pixel reliability weights
    and edge-aware smoothness weights 1 / (|I(x) - I(y)|^2 + eps), solved by
-   conjugate gradients with a multigrid preconditioner (linear time);
+   conjugate gradients with an aggregation-multigrid preconditioner on the
+   5-point stencil (float32 array slices, linear time, relative residual
+   1e-2: the smooth transmission changes by ~3e-4 on average against a tight
+   solve);
 6. recovery J = (I - A) / max(t, t_min) + A, and back through 1 / gamma.
 """
 
@@ -24,7 +28,6 @@ from typing import Optional, Tuple
 
 import gin
 import numpy as np
-from scipy import ndimage
 from scipy import sparse
 from scipy.sparse import linalg as sparse_linalg
 from scipy.spatial import cKDTree
@@ -149,21 +152,23 @@ class _Grid:
     return y
 
   def coarsen(self) -> "_Grid":
-    """Galerkin P^T A P for 2x2 aggregates: sums of data and of crossing edges."""
+    """Galerkin P^T A P for 2x2 aggregates: sums of data and crossing edges."""
     h, w = self.shape
     h2, w2 = h + h % 2, w + w % 2
     data = _pad(self.data, h2, w2)
     wx, wy = _pad(self.wx, h2, w2 - 1), _pad(self.wy, h2 - 1, w2)
     return _Grid(data[0::2, 0::2] + data[1::2, 0::2] + data[0::2, 1::2]
                  + data[1::2, 1::2],
-                 wx[0::2, 1::2] + wx[1::2, 1::2], wy[1::2, 0::2] + wy[1::2, 1::2])
+                 wx[0::2, 1::2] + wx[1::2, 1::2],
+                 wy[1::2, 0::2] + wy[1::2, 1::2])
 
   def to_sparse(self) -> sparse.csc_matrix:
     h, w = self.shape
     index = np.arange(h * w).reshape(h, w)
     rows = np.concatenate([index[:, :-1].ravel(), index[:-1].ravel()])
     cols = np.concatenate([index[:, 1:].ravel(), index[1:].ravel()])
-    vals = -np.concatenate([self.wx.ravel(), self.wy.ravel()]).astype(np.float64)
+    vals = -np.concatenate([self.wx.ravel(), self.wy.ravel()]).astype(
+        np.float64)
     off = sparse.coo_matrix((vals, (rows, cols)), shape=(h * w, h * w))
     return (off + off.T + sparse.diags(self.diag.ravel().astype(np.float64))
             ).tocsc()
@@ -184,7 +189,8 @@ def _restrict(r: np.ndarray) -> np.ndarray:
 
 
 def _prolong(coarse: np.ndarray, shape: tuple) -> np.ndarray:
-  return np.repeat(np.repeat(coarse, 2, axis=0), 2, axis=1)[:shape[0], :shape[1]]
+  fine = np.repeat(np.repeat(coarse, 2, axis=0), 2, axis=1)
+  return fine[:shape[0], :shape[1]]
 
 
 class _Multigrid:
