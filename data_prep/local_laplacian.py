@@ -146,6 +146,8 @@ _STRIP_ELEMENTS = 1 << 17
 # Extra rows above and below a strip: a band row needs the coarse rows within
 # one of its half, each of which needs the fine rows within two of its double.
 _HALO = 6
+# Levels of at most this many samples go through as one [K, h, w] stack.
+_BATCH_ELEMENTS = 1 << 14
 
 
 def _band_and_reduce(source: Callable, shape: tuple, out: np.ndarray,
@@ -192,6 +194,40 @@ def _band_and_reduce(source: Callable, shape: tuple, out: np.ndarray,
   return coarse
 
 
+# Sample spacing of the tabulated remapping of the fast method.
+_TABLE_STEP = 1.25e-4
+
+
+def _tabulated(remap_fn: Callable, span: float) -> Callable:
+  """r_g(v) = g + F(v - g) with F = r_0 tabulated on [-span, span].
+
+  Linear interpolation between samples 1.25e-4 apart (at most 65537 of them):
+  measured within 1.5e-5 of the analytic curve for the detail preset (the
+  noise guard's 1% ramp is the sharpest part), i.e. far below the fast
+  method's own error, at half the cost of evaluating the power law per pixel
+  K times. The exact method keeps the analytic remapping.
+  """
+  n = int(np.clip(np.ceil(2.0 * span / _TABLE_STEP), 4096, 65536)) + 1
+  samples = np.linspace(-span, span, n).astype(np.float32)
+  table = remap_fn(samples, np.float32(0.0))
+  slope = np.diff(table).astype(np.float32)
+  offset, scale = np.float32(span), np.float32((n - 1) / (2.0 * span))
+
+  def fn(values, g):
+    x = np.subtract(values, g, dtype=np.float32)
+    x += offset
+    x *= scale
+    index = x.astype(np.int32)  # Truncation: tiny negatives go to 0.
+    np.minimum(index, n - 2, out=index)
+    x -= index
+    x *= slope.take(index)
+    x += table.take(index)
+    x += g
+    return x
+
+  return fn
+
+
 def _fast(values: np.ndarray, levels: int, remap_fn: Callable,
           num_samples: Optional[int], sigma_r: float,
           alpha: float) -> np.ndarray:
@@ -202,21 +238,42 @@ def _fast(values: np.ndarray, levels: int, remap_fn: Callable,
   k = num_samples or default_num_samples(hi - lo, sigma_r, alpha)
   refs = np.linspace(lo, hi, k)
   step = (hi - lo) / (k - 1)
+  remap_fn = _tabulated(remap_fn, hi - lo)
   # Fractional reference index of every Gaussian coefficient.
   positions = [np.clip((g - np.float32(lo)) * np.float32(1.0 / step), 0.0,
                        k - 1.0).astype(np.float32) for g in gaussian[:-1]]
   out = [np.zeros_like(g) for g in gaussian[:-1]]
-  # One remapped image at a time, level by level and strip by strip: the
-  # memory in use does not grow with K, and each strip is filtered while it
-  # is in cache. Only the level-0 rows are remapped; deeper levels read the
-  # remapped image's Gaussian level computed by the level above.
-  for index, ref in enumerate(refs):
-    ref = np.float32(ref)
-    source = lambda r0, r1, ref=ref: remap_fn(values[r0:r1], ref)  # noqa: E731
-    for level in range(levels - 1):
-      current = _band_and_reduce(source, gaussian[level].shape, out[level],
-                                 positions[level], index, level == 0)
-      source = lambda r0, r1, g=current: g[r0:r1]  # noqa: E731
+  # Large levels: one remapped image at a time, level by level and strip by
+  # strip, so the memory in use does not grow with K and each strip is
+  # filtered while it is in cache. Only the level-0 rows are remapped; deeper
+  # levels read the remapped image's Gaussian level computed by the level
+  # above. Small levels (from `split` on): all K remapped images at once as a
+  # [K, h, w] stack, which saves K times the per-call overhead.
+  split = next((level for level in range(levels - 1)
+                if gaussian[level].size <= _BATCH_ELEMENTS), levels - 1)
+  refs32 = refs.astype(np.float32)
+  if split == 0:
+    stack = remap_fn(values[None], refs32[:, None, None])
+  else:
+    stack = np.empty((k,) + gaussian[split].shape, dtype=np.float32)
+    for index, ref in enumerate(refs32):
+      source = lambda r0, r1, ref=ref: remap_fn(values[r0:r1], ref)  # noqa
+      for level in range(split):
+        current = _band_and_reduce(source, gaussian[level].shape, out[level],
+                                   positions[level], index, level == 0)
+        source = lambda r0, r1, g=current: g[r0:r1]  # noqa: E731
+      stack[index] = current
+  ref_index = np.arange(k, dtype=np.float32)[:, None, None]
+  for level in range(split, levels - 1):
+    reduced = pyramid.downsample(stack)
+    stack -= pyramid.upsample(reduced, stack.shape[-2:])  # The band L_l.
+    weight = positions[level][None] - ref_index
+    np.abs(weight, out=weight)
+    np.subtract(np.float32(1.0), weight, out=weight)
+    np.maximum(weight, 0.0, out=weight)
+    stack *= weight
+    out[level] += stack.sum(axis=0)
+    stack = reduced
   out.append(gaussian[-1])
   return pyramid.collapse(out)
 
