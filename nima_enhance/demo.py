@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List
 
 import gin
 import numpy as np

@@ -13,7 +13,6 @@ import subprocess
 import sys
 
 import gin
-import numpy as np
 import pytest
 
 import enhance_helpers

@@ -1,6 +1,5 @@
 """build_nima: head, any input size, gin binding, restoring our checkpoints."""
 
-import os
 
 import gin
 import keras

@@ -43,6 +43,28 @@ def define_model_dir_flag(required: bool = True) -> None:
     flags.mark_flag_as_required("model_dir")
 
 
+def define_pairs_flags() -> None:
+  """--data_dir (required), --target, --nima_model_dir, --split_file."""
+  flags.DEFINE_string("data_dir", None, "Folder with input/<name>.* and "
+                      "<target>/<name>.png.")
+  flags.DEFINE_string("target", None, "Target folder name, e.g. "
+                      "local_laplacian or nonlocal_dehaze (default: "
+                      "enhancer_target.name from gin).")
+  flags.DEFINE_string("nima_model_dir", None, "nima-train model dir of the "
+                      "frozen NIMA (loss when perceptual_loss.gamma > 0, and "
+                      "score statistics).")
+  flags.DEFINE_string("split_file", None, "File listing the test names (the "
+                      "rest trains); default: sorted names, first half trains.")
+  flags.mark_flag_as_required("data_dir")
+
+
+def require_dirs(**folders) -> None:
+  """Raises FileNotFoundError naming the flag of a given but missing folder."""
+  for flag_name, path in folders.items():
+    if path and not os.path.isdir(path):
+      raise FileNotFoundError(f"--{flag_name} {path}: no such folder")
+
+
 def define_strategy_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
   """--distribution_strategy, --tpu, --worker_hosts/--task_index, precision.
 

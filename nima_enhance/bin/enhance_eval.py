@@ -8,26 +8,19 @@ Writes O/eval.json, O/nima_scores.png (Fig. 6) and O/grids/<name>.png
 """
 
 import json
-import os
 
 from absl import flags
 
 from nima_enhance.bin import common
 
-flags.DEFINE_string("data_dir", None, "Folder with input/<name>.* and "
-                    "<target>/<name>.png.")
-flags.DEFINE_string("target", None, "Target folder name (default: enhancer_target.name from gin).")
 flags.DEFINE_string("output_dir", None, "Where eval.json and figures go.")
-flags.DEFINE_string("nima_model_dir", None, "NIMA for the score statistics "
-                    "(default: the one the enhancer was trained with).")
 flags.DEFINE_enum("split", "test", ["train", "test", "all"], "Pairs to use.")
-flags.DEFINE_string("split_file", None, "File listing the test names.")
 flags.DEFINE_integer("num_grids", 8, "Comparison grids to write.")
 flags.DEFINE_integer("max_images", None, "Evaluate at most this many pairs.")
 flags.DEFINE_bool("save_outputs", False, "Also write O/outputs/<name>.png "
                   "(16-bit).")
-for _name in ("data_dir", "output_dir"):
-  flags.mark_flag_as_required(_name)
+flags.mark_flag_as_required("output_dir")
+common.define_pairs_flags()
 common.define_model_dir_flag()
 common.define_gin_flags()
 FLAGS = flags.FLAGS
@@ -36,10 +29,7 @@ FLAGS = flags.FLAGS
 def main(argv):
   if len(argv) > 1:
     raise common.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  if not os.path.isdir(FLAGS.data_dir):
-    raise FileNotFoundError(f"--data_dir {FLAGS.data_dir}: no such folder")
-  if not os.path.isdir(FLAGS.model_dir):
-    raise FileNotFoundError(f"--model_dir {FLAGS.model_dir}: no such folder")
+  common.require_dirs(data_dir=FLAGS.data_dir, model_dir=FLAGS.model_dir)
   from nima_enhance import config  # pylint: disable=g-import-not-at-top
   from nima_enhance import enhancement  # pylint: disable=g-import-not-at-top
   config.parse_gin(FLAGS.gin_file, FLAGS.gin_bindings)

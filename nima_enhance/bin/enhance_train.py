@@ -8,22 +8,13 @@ Pairs are D/input/<name>.* -> D/<target>/<name>.png; gamma = 0 is plain L2
 (Chen et al.) and needs no NIMA.
 """
 
-import os
 
 from absl import flags
 from absl import logging
 
 from nima_enhance.bin import common
 
-flags.DEFINE_string("data_dir", None, "Folder with input/<name>.* and "
-                    "<target>/<name>.png.")
-flags.DEFINE_string("target", None, "Target folder name, e.g. "
-                    "local_laplacian or nonlocal_dehaze.")
-flags.DEFINE_string("nima_model_dir", None, "nima-train model dir of the "
-                    "frozen NIMA (needed when perceptual_loss.gamma > 0).")
-flags.DEFINE_string("split_file", None, "File listing the test names (the "
-                    "rest trains); default: sorted names, first half trains.")
-flags.mark_flag_as_required("data_dir")
+common.define_pairs_flags()
 common.define_model_dir_flag()
 common.define_gin_flags()
 common.define_strategy_flags()
@@ -33,11 +24,8 @@ FLAGS = flags.FLAGS
 def main(argv):
   if len(argv) > 1:
     raise common.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  if not os.path.isdir(FLAGS.data_dir):
-    raise FileNotFoundError(f"--data_dir {FLAGS.data_dir}: no such folder")
-  if FLAGS.nima_model_dir and not os.path.isdir(FLAGS.nima_model_dir):
-    raise FileNotFoundError(f"--nima_model_dir {FLAGS.nima_model_dir}: no "
-                            "such folder")
+  common.require_dirs(data_dir=FLAGS.data_dir,
+                      nima_model_dir=FLAGS.nima_model_dir)
   strategy = common.setup_training(FLAGS)
   from nima_enhance import enhancement  # pylint: disable=g-import-not-at-top
   result = enhancement.train_enhancer(

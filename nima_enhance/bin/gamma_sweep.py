@@ -15,16 +15,12 @@ from absl import flags
 
 from nima_enhance.bin import common
 
-flags.DEFINE_string("data_dir", None, "Folder with input/ and <target>/.")
-flags.DEFINE_string("target", None, "Target folder name (default: enhancer_target.name from gin).")
-flags.DEFINE_string("nima_model_dir", None, "Frozen NIMA (loss and scores).")
 flags.DEFINE_string("gammas", None, "Comma-separated gammas; default: "
                     "gamma_sweep.gammas from the gin files.")
 flags.DEFINE_string("output_dir", None, "Sweep output folder.")
-flags.DEFINE_string("split_file", None, "File listing the test names.")
 flags.DEFINE_integer("num_grids", 4, "Comparison grids per gamma.")
-for _name in ("data_dir", "output_dir"):
-  flags.mark_flag_as_required(_name)
+flags.mark_flag_as_required("output_dir")
+common.define_pairs_flags()
 common.define_gin_flags()
 common.define_strategy_flags()
 FLAGS = flags.FLAGS
@@ -33,8 +29,8 @@ FLAGS = flags.FLAGS
 def main(argv):
   if len(argv) > 1:
     raise common.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  if not os.path.isdir(FLAGS.data_dir):
-    raise FileNotFoundError(f"--data_dir {FLAGS.data_dir}: no such folder")
+  common.require_dirs(data_dir=FLAGS.data_dir,
+                      nima_model_dir=FLAGS.nima_model_dir)
   from nima_enhance import enhancement  # pylint: disable=g-import-not-at-top
   from nima_enhance import sweep  # pylint: disable=g-import-not-at-top
   gammas = sweep.parse_gammas(FLAGS.gammas) if FLAGS.gammas else None
