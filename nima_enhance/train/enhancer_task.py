@@ -45,6 +45,29 @@ def default_target(name: Optional[str] = None) -> Optional[str]:
   return name
 
 
+@gin.configurable("perceptual_nima")
+def default_nima_model_dir(model_dir: Optional[str] = None,
+                           expected_backbone: Optional[str] = None
+                          ) -> Optional[str]:
+  """The NIMA a gin file asks for when --nima_model_dir is not given.
+
+  gin/enhance/*_nima.gin name the paper's choice, a NIMA(Inception-v2) trained
+  with `nima-train --gin_file nima/inception_v2.gin --model_dir
+  runs/nima_inception_v2`; --nima_model_dir overrides it with any NIMA.
+
+  Args:
+    model_dir: default NIMA model dir (relative to the working directory).
+    expected_backbone: the backbone that default is meant to have; a
+      --nima_model_dir with another backbone is used, with a log line.
+  """
+  del expected_backbone
+  return model_dir
+
+
+def _expected_backbone() -> Optional[str]:
+  return _query("perceptual_nima", default_nima_model_dir, "expected_backbone")
+
+
 def effective_gamma() -> float:
   """perceptual_loss.gamma as gin will pass it."""
   return float(_query("perceptual_loss", losses.perceptual_loss, "gamma"))
@@ -90,6 +113,14 @@ class EnhancerTask(Task):
     self.nima_input = nima_input
     self.gamma = effective_gamma()
     if self.gamma and not nima_model_dir:
+      nima_model_dir = default_nima_model_dir()
+      if nima_model_dir and not os.path.isdir(nima_model_dir):
+        raise config.ConfigError(
+            f"perceptual_loss.gamma={self.gamma}: the gin default NIMA "
+            f"{nima_model_dir} does not exist; train it (nima-train "
+            f"--gin_file nima/{_expected_backbone() or 'inception_v2'}.gin "
+            f"--model_dir {nima_model_dir}) or pass --nima_model_dir")
+    if self.gamma and not nima_model_dir:
       raise config.ConfigError(
           f"perceptual_loss.gamma={self.gamma} needs --nima_model_dir (a "
           "nima-train model dir); use perceptual_loss.gamma=0 for plain L2")
@@ -116,7 +147,13 @@ class EnhancerTask(Task):
     self.nima = bundle.model
     self.nima_preprocessing = (bundle.preprocessing if self.nima_input ==
                                "nima_preprocessing" else None)
-    logging.info("Frozen NIMA from %s (%s)", self.nima_model_dir,
+    backbone = bundle.spec.get("build_nima", {}).get("backbone", "mobilenet")
+    expected = _expected_backbone()
+    if expected and backbone != expected:
+      logging.info("Perceptual NIMA is NIMA(%s) from %s; the gin config "
+                   "names NIMA(%s), the paper's choice.", backbone,
+                   self.nima_model_dir, expected)
+    logging.info("Frozen NIMA(%s) from %s (%s)", backbone, self.nima_model_dir,
                  bundle.checkpoint)
 
   def build_optimizers(self, model: keras.Model,
