@@ -95,9 +95,9 @@ def test_tone_mapping_compresses_range(real_photo):
 
 
 def test_default_num_samples_rule():
-  assert llf.default_num_samples(1.0, 0.2, alpha=0.5) == 21
+  assert llf.default_num_samples(1.0, 0.2, alpha=0.5) == 81
   assert llf.default_num_samples(1.0, 0.4, alpha=1.0) == 8
-  assert llf.default_num_samples(100.0, 0.01, alpha=0.5) == 64
+  assert llf.default_num_samples(100.0, 0.01, alpha=0.5) == 128
 
 
 @pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea", "rocket"])
@@ -109,6 +109,27 @@ def test_fast_within_tolerance_of_exact(real_photos, name, preset):
   exact = data_prep.local_laplacian(crop, method="exact", **params)
   fast = data_prep.local_laplacian(crop, method="fast", **params)
   assert np.mean(np.abs(exact - fast)) < 0.01
+
+
+def test_fast_has_no_banding_on_a_smooth_sky():
+  """p99 and max |fast - exact| on the rocket photo's sky gradient (1/5 size).
+
+  Linear interpolation between references too far apart for the noise
+  guard's 1% ramp gave periodic errors in g: concentric bands in the sky
+  (this crop at 0.05 spacing: p99 0.031, max 0.050, sky error std 0.013;
+  at 0.0125: 0.0064, 0.011, 0.0019).
+  """
+  from skimage import data  # pylint: disable=g-import-not-at-top
+  photo = data.rocket()[::5, ::5].astype(np.float32) / 255.0  # 86 x 128
+  crop = np.ascontiguousarray(photo[:48, :64])
+  params = llf.llf_params()
+  params.pop("method")
+  exact = data_prep.local_laplacian(crop, method="exact", **params)
+  fast = data_prep.local_laplacian(crop, method="fast", **params)
+  error = np.abs(fast - exact)
+  assert np.percentile(error, 99) < 0.01
+  assert error.max() < 0.03
+  assert np.std((fast - exact)[:20, 20:50]) < 0.003
 
 
 def test_output_is_rgb_in_unit_range(real_photo):
