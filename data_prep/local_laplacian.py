@@ -196,15 +196,19 @@ def _band_and_reduce(source: Callable, shape: tuple, out: np.ndarray,
     np.abs(weight, out=weight)
     np.subtract(np.float32(1.0), weight, out=weight)
     np.maximum(weight, 0.0, out=weight)
-    if not weight.any():  # No coefficient of the strip uses this reference.
+    used = np.flatnonzero(weight.any(axis=1))
+    if not used.size:  # No coefficient of the strip uses this reference.
       continue
-    # Coarse rows needed by band rows [y0, y1): one beyond each end.
-    c0 = max(0, (y0 - a) // 2 - 1)
-    c1 = min(reduced.shape[0], (y1 - a + 1) // 2 + 1)
+    # Only the rows [u0, u1) using the reference (u0 even, as y0 and a are).
+    u0, u1 = y0 + used[0] // 2 * 2, y0 + used[-1] + 1
+    weight = weight[u0 - y0:u1 - y0]
+    # Coarse rows needed by band rows [u0, u1): one beyond each end.
+    c0 = max(0, (u0 - a) // 2 - 1)
+    c1 = min(reduced.shape[0], (u1 - a + 1) // 2 + 1)
     up = pyramid.upsample(reduced[c0:c1], (b - a - 2 * c0, width))
-    band = fine[y0 - a:y1 - a] - up[y0 - a - 2 * c0:y1 - a - 2 * c0]
+    band = fine[u0 - a:u1 - a] - up[u0 - a - 2 * c0:u1 - a - 2 * c0]
     band *= weight
-    out[y0:y1] += band
+    out[u0:u1] += band
   return coarse
 
 

@@ -2,7 +2,8 @@
 
     python tools/benchmarks/local_laplacian.py
 
-Uses the default "detail_enhancement" preset (K from `default_num_samples`).
+Uses the default "detail_enhancement" preset (K from `default_num_samples`: 81
+references over [0, 1] since the banding fix, so ~17x rather than 50x over exact).
 """
 
 import importlib
