@@ -94,6 +94,40 @@ def test_tone_mapping_compresses_range(real_photo):
   assert spread(out) < 0.95 * spread(crop)
 
 
+
+@pytest.mark.parametrize("shape", [(3, 4), (5, 7), (8, 8), (17, 10), (33, 64)])
+def test_fast_pyramid_steps_match_pyramid(shape):
+  rng = np.random.default_rng(0)
+  x = rng.random((4,) + shape).astype(np.float32)
+  np.testing.assert_allclose(llf._downsample(x), pyramid.downsample(x),
+                             atol=1e-6)
+  coarse = pyramid.downsample(x)
+  np.testing.assert_array_equal(llf._upsample(coarse, shape),
+                                pyramid.upsample(coarse, shape))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 3), (7, 6), (16, 9), (31, 32)])
+def test_interpolated_band_matches_dense_interpolation(shape):
+  """The two-reference band equals sum_j hat(pos - j) (G^j - up(G_{+1}^j))."""
+  rng = np.random.default_rng(1)
+  k = 6
+  stack = rng.random((k,) + shape).astype(np.float32)
+  reduced = pyramid.downsample(stack)
+  position = rng.uniform(0, k - 1, shape).astype(np.float32)
+  position.flat[0] = k - 1  # The top reference exactly.
+  dense = stack - pyramid.upsample(reduced, shape)
+  weight = np.maximum(0.0, 1.0 - np.abs(position[None] - np.arange(k)[:, None,
+                                                                     None]))
+  expected = (dense * weight).sum(axis=0)
+  j0, frac = llf._bracket(position, k)
+  flat = stack.reshape(k, -1)
+  pixels = np.arange(flat.shape[1])
+  lower = flat[j0.reshape(-1), pixels].reshape(shape)
+  upper = flat[j0.reshape(-1) + 1, pixels].reshape(shape)
+  band = llf._interpolated_band(lower, upper, reduced, j0, frac)
+  np.testing.assert_allclose(band, expected, atol=1e-6)
+
+
 def test_default_num_samples_rule():
   assert llf.default_num_samples(1.0, 0.2, alpha=0.5) == 81
   assert llf.default_num_samples(1.0, 0.4, alpha=1.0) == 8
