@@ -18,6 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from nima_enhance import model_dir as model_dir_lib
 from nima_enhance.data import fivek
 from nima_enhance.data import images
 from nima_enhance.models import can
@@ -58,22 +59,10 @@ def load_enhancer(model_dir: str, jit_compile: bool = True) -> EnhancerBundle:
     FileNotFoundError: no model_spec.json or no checkpoint.
     ValueError: model_dir holds another kind of model.
   """
-  path = os.path.join(model_dir, "model_spec.json")
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f"{path}: not found; is {model_dir} a model dir "
-                            "written by enhance-train?")
-  with open(path, "r", encoding="utf-8") as f:
-    spec = json.load(f)
-  if spec.get("task") != "enhancer":
-    raise ValueError(f"{model_dir}: holds a {spec.get('task')!r} model, not "
-                     "an enhancer")
-  checkpoint = tf.train.latest_checkpoint(model_dir)
-  if checkpoint is None:
-    raise FileNotFoundError(f"{model_dir}: no checkpoint found")
+  spec, checkpoint = model_dir_lib.open_model_dir(model_dir, "enhancer")
   args = dict(spec.get("build_can", {}))
   model = can.build_can(**args)
-  tf.train.Checkpoint(model=model).restore(
-      checkpoint).expect_partial().assert_existing_objects_matched()
+  model_dir_lib.restore(model, checkpoint)
   return EnhancerBundle(model, spec, checkpoint, jit_compile=jit_compile)
 
 

@@ -9,8 +9,6 @@ preprocessing as in training (`ava.preprocess_tf`).
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 from typing import Dict, Iterator, List, Optional, Sequence
 
 import keras
@@ -18,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from nima_enhance import metrics
+from nima_enhance import model_dir as model_dir_lib
 from nima_enhance.data import ava
 from nima_enhance.data import images
 from nima_enhance.models import nima as nima_lib
@@ -48,31 +47,15 @@ class NimaBundle:
     return self._predict(pixels)
 
 
-def read_model_spec(model_dir: str) -> Dict[str, object]:
-  path = os.path.join(model_dir, "model_spec.json")
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f"{path}: not found; is {model_dir} a model dir "
-                            "written by nima-train?")
-  with open(path, "r", encoding="utf-8") as f:
-    return json.load(f)
-
-
 def load_nima(model_dir: str) -> NimaBundle:
   """Rebuilds NIMA from model_dir and restores its latest checkpoint.
 
   Raises:
     FileNotFoundError: no model_spec.json or no checkpoint in model_dir.
   """
-  spec = read_model_spec(model_dir)
-  if spec.get("task") != "nima":
-    raise ValueError(f"{model_dir}: holds a {spec.get('task')!r} model, "
-                     "not NIMA")
-  checkpoint = tf.train.latest_checkpoint(model_dir)
-  if checkpoint is None:
-    raise FileNotFoundError(f"{model_dir}: no checkpoint found")
+  spec, checkpoint = model_dir_lib.open_model_dir(model_dir, "nima")
   model = nima_lib.build_nima(weights=None, **spec.get("build_nima", {}))
-  tf.train.Checkpoint(model=model).restore(
-      checkpoint).expect_partial().assert_existing_objects_matched()
+  model_dir_lib.restore(model, checkpoint)
   model.trainable = False
   return NimaBundle(model, spec["preprocessing"], spec, checkpoint)
 

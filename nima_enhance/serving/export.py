@@ -48,6 +48,7 @@ import numpy as np
 import tensorflow as tf
 
 from nima_enhance import metrics
+from nima_enhance import model_dir as model_dir_lib
 from nima_enhance import scoring
 from nima_enhance.data import images
 
@@ -217,7 +218,7 @@ def make_enhancer_module(model) -> tf.Module:
 
 def _read_spec(model_dir: str) -> Dict[str, object]:
   try:
-    return scoring.read_model_spec(model_dir)
+    return model_dir_lib.read_model_spec(model_dir)
   except json.JSONDecodeError as err:
     raise ExportError(f"{model_dir}/model_spec.json: not valid JSON "
                       f"({err.msg})") from None

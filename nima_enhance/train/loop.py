@@ -42,6 +42,7 @@ import keras
 import tensorflow as tf
 
 from nima_enhance import config
+from nima_enhance import model_dir as model_dir_lib
 from nima_enhance.data import images
 from nima_enhance.train import distribute
 from nima_enhance.train.task import Task
@@ -394,5 +395,5 @@ def train_loop(task: Task,
 def _write_model_spec(model_dir: str, task: Task) -> None:
   """model_spec.json lets scoring/export rebuild the model without gin."""
   spec = dict(task.model_spec())
-  images.atomic_write_bytes(os.path.join(model_dir, "model_spec.json"),
+  images.atomic_write_bytes(os.path.join(model_dir, model_dir_lib.SPEC_NAME),
                             json.dumps(spec, indent=2).encode("utf-8"))
