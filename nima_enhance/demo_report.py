@@ -141,8 +141,9 @@ from random weights, in minutes, on crops of scikit-image's bundled photographs
 with synthetic degradations (blur, noise, JPEG, under/over exposure, flat
 contrast) and simulated ratings whose mean falls with the degradation. It is
 <b>not</b> trained on AVA and predicts technical quality, not aesthetics. The
-enhancer is trained on {l2['num_images']}+ tiny pairs for
-{summary['settings']['can_steps']} steps instead of FiveK for 5 million. The
+enhancer is trained on a handful of small pairs of the bundled photographs for
+{summary['settings']['can_steps']} steps (evaluated on {l2['num_images']}
+held-out pairs) instead of FiveK for 5 million. The
 numbers show the mechanics of the paper, not its results.</p>
 <p>Run {'(quick) ' if summary['quick'] else ''}finished in
 {summary['total_seconds']:.0f} s.</p>
