@@ -13,6 +13,7 @@ CONSOLE_SCRIPTS = [
     "gamma-sweep=nima_enhance.bin.gamma_sweep:run",
     "nima-export=nima_enhance.bin.nima_export:run",
     "nima-enhance-demo=nima_enhance.bin.demo:run",
+    "build-tfds=nima_enhance.bin.build_tfds:run",
 ]
 
 setuptools.setup(

@@ -26,7 +26,15 @@ def ava_build(tmp_path_factory):
   info = synthetic.make_synthetic_ava(manual, num_images=20,
                                       image_size=(32, 32), seed=2)
   data_dir = str(tmp_path_factory.mktemp("tfds"))
-  builder = builders.build("ava", data_dir, manual)
+  # Built by the build-tfds binary, as a user would.
+  proc = subprocess.run(
+      [sys.executable, "-m", "nima_enhance.bin.build_tfds", "--dataset", "ava",
+       "--manual_dir", manual, "--data_dir", data_dir],
+      capture_output=True, text=True, timeout=300, env=ENV)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "ava: " in proc.stdout and "examples in" in proc.stdout
+  assert "skipped" in proc.stdout
+  builder = builders.load_builder("ava", data_dir)
   return manual, info, data_dir, builder
 
 

@@ -5,7 +5,7 @@
   nima-train --data_source tfds --tfds_data_dir T --model_dir M ..
 
 The TFDS records are built once with
-`python -m nima_enhance.data.tfds.build --dataset ava --manual_dir D
+`build-tfds --dataset ava --manual_dir D
 --data_dir T` (docs/scaling.md).
 """
 

@@ -69,7 +69,8 @@ def _prepared(name: str, data_dir: str,
                                          "dataset_info.json")):
     raise FileNotFoundError(
         f"{data_dir}: no prepared {name} data set (build it with "
-        f"nima_enhance.data.tfds.build({name!r}, {data_dir!r}, MANUAL_DIR) or "
+        f"nima_enhance.data.tfds.build({name!r}, {data_dir!r}, MANUAL_DIR), "
+        f"`build-tfds --dataset {name} ...` or "
         f"`tfds build`)")
   return builder
 

@@ -1,9 +1,8 @@
-"""Builds a TFDS data set of this project from its manual directory.
+"""build-tfds: builds a TFDS data set of this project from its manual directory.
 
-  python -m nima_enhance.data.tfds.build --dataset ava --manual_dir AVA_DIR \\
-      --data_dir TFDS_DIR
-  python -m nima_enhance.data.tfds.build --dataset mit_adobe_fivek_pairs \\
-      --config local_laplacian --manual_dir FIVEK_DIR --data_dir TFDS_DIR
+  build-tfds --dataset ava --manual_dir AVA_DIR --data_dir TFDS_DIR
+  build-tfds --dataset mit_adobe_fivek_pairs --config local_laplacian \\
+      --manual_dir FIVEK_DIR --data_dir TFDS_DIR
 """
 
 from absl import flags
@@ -32,5 +31,9 @@ def main(argv):
         f"{builder.info.metadata.get('skipped', {})}")
 
 
-if __name__ == "__main__":
+def run():
   common.run_main(main)
+
+
+if __name__ == "__main__":
+  run()
