@@ -89,3 +89,29 @@ def test_atomic_write_uses_umask_mode(tmp_path):
   finally:
     os.umask(umask)
   assert os.stat(path).st_mode & 0o777 == 0o644
+
+
+def test_file_problem_reads_head_and_trailer_only(tmp_path, real_photo):
+  good = str(tmp_path / "good.jpg")
+  images.write_image(good, real_photo)
+  data = open(good, "rb").read()
+  tif = str(tmp_path / "x.tif")
+  import tifffile  # pylint: disable=g-import-not-at-top
+  tifffile.imwrite(tif, images.quantize(real_photo[:8, :8]))
+  cases = {"truncated.jpg": data[:len(data) // 2], "text.jpg": b"<html>",
+           "empty.png": b"", "padded.jpg": data + b"\x00" * 20}
+  for name, content in cases.items():
+    (tmp_path / name).write_bytes(content)
+  assert images.file_problem(good) is None
+  assert images.file_problem(str(tmp_path / "padded.jpg")) is None
+  assert "truncated JPEG" in images.file_problem(str(tmp_path / "truncated.jpg"))
+  assert images.file_problem(str(tmp_path / "text.jpg")).startswith("not a")
+  assert images.file_problem(str(tmp_path / "empty.png")) == "empty file"
+  assert "cannot read" in images.file_problem(str(tmp_path / "missing.jpg"))
+  # TIFF: fine for numpy-side readers, refused where graphs decode.
+  assert images.file_problem(tif) is None
+  assert "not a JPEG/PNG/GIF/BMP" in images.file_problem(tif, graph_only=True)
+  # The cheap check agrees with the full decoder on every broken case.
+  for name in ("truncated.jpg", "text.jpg", "empty.png"):
+    with pytest.raises(images.ImageReadError):
+      images.read_image(str(tmp_path / name))

@@ -141,11 +141,16 @@ class CheckReport:
   good: List[str]
   skipped: Dict[str, str]  # id -> reason
 
-  def summary(self) -> str:
+  def counts_by_reason(self) -> Dict[str, int]:
+    """Skipped files per kind ("missing", "corrupt", "not-an-image", ...)."""
     reasons: Dict[str, int] = {}
     for reason in self.skipped.values():
       kind = reason.split(":", 1)[0]
       reasons[kind] = reasons.get(kind, 0) + 1
+    return reasons
+
+  def summary(self) -> str:
+    reasons = self.counts_by_reason()
     detail = ", ".join(f"{v} {k}" for k, v in sorted(reasons.items()))
     return (f"{len(self.good)} images usable, {len(self.skipped)} skipped"
             + (f" ({detail})" if detail else ""))
@@ -160,9 +165,8 @@ def _check_one(path: str) -> Optional[str]:
       data = f.read()
     if not data:
       return "empty"
-    kind = images.sniff_format(data)
-    if kind is None or kind == "tiff":
-      return "not-an-image: not a JPEG/PNG/GIF/BMP file"
+    if images.sniff_format(data) not in images.GRAPH_FORMATS:
+      return "not-an-image: " + images.bytes_problem(data, graph_only=True)
     images.decode_image_bytes(data, source=path)
   except images.ImageReadError as err:
     return "corrupt: " + str(err).split(": ", 1)[-1]

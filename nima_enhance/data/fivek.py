@@ -96,25 +96,6 @@ def split_names(names: Sequence[str], split: str,
   return names[:num_train] if split == "train" else names[num_train:]
 
 
-def _readable(path: str) -> Optional[str]:
-  """None if the file looks like a complete image, else the reason."""
-  try:
-    with open(path, "rb") as f:
-      head = f.read(16)
-      f.seek(0, os.SEEK_END)
-      size = f.tell()
-      f.seek(max(0, size - 16))
-      tail = f.read()
-  except OSError as err:
-    return f"cannot read ({err.strerror})"
-  kind = images.sniff_format(head)
-  if kind is None:
-    return "not a JPEG/PNG/GIF/BMP/TIFF image"
-  if kind == "jpeg" and not tail.rstrip(b"\x00").endswith(b"\xff\xd9"):
-    return "truncated JPEG (no end-of-image marker)"
-  return None
-
-
 def find_pairs(data_dir: str, target: str, split: str = "train",
                split_file: Optional[str] = None) -> Tuple[Pairs, PairReport]:
   """Matches inputs to targets in one split; reports and skips the rest.
@@ -151,7 +132,8 @@ def find_pairs(data_dir: str, target: str, split: str = "train",
     if not os.path.isfile(target_path):
       report.skipped[name] = f"no target {target}/{name}.png"
       continue
-    reason = _readable(inputs[name]) or _readable(target_path)
+    reason = (images.file_problem(inputs[name]) or
+              images.file_problem(target_path))
     if reason:
       report.skipped[name] = reason
       continue

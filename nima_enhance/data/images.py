@@ -41,6 +41,56 @@ def sniff_format(data: bytes) -> Optional[str]:
   return None
 
 
+# Formats tf.io.decode_image reads inside a graph (tf.data, SavedModels); TIFF
+# is decoded on the numpy side only.
+GRAPH_FORMATS = ("jpeg", "png", "gif", "bmp")
+
+
+# Bytes read from the end of a file for the JPEG trailer check (some writers
+# pad after the end-of-image marker).
+_TAIL_BYTES = 64
+
+
+def _jpeg_truncated(data_end: bytes) -> bool:
+  """True when a JPEG's last bytes lack the end-of-image marker.
+
+  TF silently accepts some truncated JPEGs; this catches the half-downloaded
+  files that AVA is known to contain.
+  """
+  return not data_end.rstrip(b"\x00").endswith(b"\xff\xd9")
+
+
+def bytes_problem(data: bytes, graph_only: bool = False) -> Optional[str]:
+  """Why encoded bytes are not a usable image (cheap checks), or None.
+
+  Checks the magic bytes and a JPEG's end-of-image marker, not the full
+  decode. `graph_only` also refuses TIFF, which in-graph decoders cannot read.
+  """
+  if not data:
+    return "empty file"
+  kind = sniff_format(data[:16])
+  formats = GRAPH_FORMATS if graph_only else GRAPH_FORMATS + ("tiff",)
+  if kind not in formats:
+    return f"not a {'/'.join(f.upper() for f in formats)} image"
+  if kind == "jpeg" and _jpeg_truncated(data[-_TAIL_BYTES:]):
+    return "truncated JPEG (no end-of-image marker)"
+  return None
+
+
+def file_problem(path: str, graph_only: bool = False) -> Optional[str]:
+  """`bytes_problem` of a file, reading only its first and last bytes."""
+  try:
+    with open(path, "rb") as f:
+      head = f.read(16)
+      f.seek(0, os.SEEK_END)
+      size = f.tell()
+      f.seek(max(16, size - _TAIL_BYTES))
+      tail = f.read()
+  except OSError as err:
+    return f"cannot read ({err.strerror})"
+  return bytes_problem(head + tail, graph_only)
+
+
 def list_images(paths: Sequence[str]) -> list[str]:
   """Expands files and folders (non-recursive, sorted) into image file paths."""
   found = []
@@ -82,9 +132,7 @@ def decode_image_bytes(data: bytes, source: str = "<bytes>") -> np.ndarray:
     elif kind == "png":
       array = tf.io.decode_png(data, channels=0, dtype=tf.uint16).numpy()
     elif kind == "jpeg":
-      # TF silently accepts some truncated JPEGs; the explicit end-of-image check
-      # catches the half-downloaded files that AVA is known to contain.
-      if not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
+      if _jpeg_truncated(data[-_TAIL_BYTES:]):
         raise ImageReadError(f"{source}: truncated JPEG (no end-of-image marker)")
       array = tf.io.decode_jpeg(data, channels=3).numpy()
     else:

@@ -439,14 +439,11 @@ def score_files_with_saved_model(saved_model: str, paths: Sequence[str],
     try:
       with open(path, "rb") as f:
         content = f.read()
-      kind = images.sniff_format(content) if content else None
-      # The graph decoder reads JPEG/PNG/GIF/BMP; TIFF is file-side only.
-      if kind is None or kind == "tiff":
-        raise images.ImageReadError(f"{path}: not a JPEG/PNG/GIF/BMP image")
+      problem = images.bytes_problem(content, graph_only=True)
     except OSError as err:
-      item.error = f"{path}: cannot read ({err.strerror})"
-    except images.ImageReadError as err:
-      item.error = str(err)
+      problem = f"cannot read ({err.strerror})"
+    if problem:
+      item.error = f"{path}: {problem}"
     pending.append(item)
     data.append(content)
     if sum(1 for p in pending if p.error is None) >= batch_size:

@@ -82,11 +82,8 @@ and counted in the dataset metadata.
       ids = ava.split_ids(manual_dir, ratings.image_ids, split)
       # The manual dir may be read-only: the verdict cache then goes nowhere.
       report = ava.check_images(manual_dir, ids)
-      counts: Dict[str, int] = {}
-      for reason in report.skipped.values():
-        kind = reason.split(":", 1)[0]
-        counts[kind] = counts.get(kind, 0) + 1
-      skipped[split] = {"total": len(report.skipped), **counts}
+      skipped[split] = {"total": len(report.skipped),
+                        **report.counts_by_reason()}
       logging.info("ava %s: %s", split, report.summary())
       for image_id, reason in sorted(report.skipped.items())[:20]:
         logging.warning("ava %s: skipped %s: %s", split, image_id, reason)
