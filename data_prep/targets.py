@@ -1,10 +1,7 @@
-"""prep-targets: writes enhancement targets for every image of a folder.
+"""The prep-targets job: enhancement targets for every image of a folder.
 
-    prep-targets --input_dir I --output_dir O --operator local_laplacian \
-        [--gin_bindings "llf_params.preset = 'tone_mapping'"] [--workers 2]
-
-Every image of I (JPEG, PNG, 8/16-bit TIFF) becomes `O/<operator>/<name>.png`
-(16-bit PNG). The operator settings (gin configurables `llf_params` and
+The binary (flags) is `nima_enhance/bin/prep_targets.py`. Every image of I
+(JPEG, PNG, 8/16-bit TIFF) becomes `O/<operator>/<name>.png` (16-bit PNG). The operator settings (gin configurables `llf_params` and
 `dehaze_params`) are resolved once in the parent process and recorded in
 `O/<operator>/params.json`; a rerun skips finished outputs and refuses to mix
 targets made with different settings. Workers are spawned processes (not
@@ -153,50 +150,3 @@ def prepare_targets(input_dir: str, output_dir: str, operator: str,
     log(f"  skipped unreadable: {line}")
   return {"total": len(paths), "written": written, "skipped": skipped,
           "failed": len(failed), "failed_files": sorted(failed)}
-
-
-def main(argv: List[str]) -> None:
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  from nima_enhance.bin import common  # pylint: disable=g-import-not-at-top
-  if len(argv) > 1:
-    raise common.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  flag = flags.FLAGS
-  if flag.workers < 1:
-    raise common.UsageError("--workers must be >= 1")
-  if flag.max_side is not None and flag.max_side < 1:
-    raise common.UsageError("--max_side must be >= 1")
-  config.parse_gin(flag.gin_file, flag.gin_bindings)
-  try:
-    params = operator_params(flag.operator)
-  except ValueError as err:
-    raise config.ConfigError(str(err)) from None
-  prepare_targets(flag.input_dir, flag.output_dir, flag.operator,
-                  workers=flag.workers, max_side=flag.max_side, params=params)
-
-
-def _define_flags() -> None:
-  # Defined here, not at import, so spawned workers and tests that import this
-  # module do not register (or clash on) flags.
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  from nima_enhance.bin import common  # pylint: disable=g-import-not-at-top
-  flags.DEFINE_string("input_dir", None, "Folder of input images.")
-  flags.DEFINE_string("output_dir", None, "Targets go to <output_dir>/<operator>/.")
-  flags.DEFINE_enum("operator", None, list(OPERATORS), "Target operator.")
-  flags.DEFINE_integer("workers", max(1, (os.cpu_count() or 1) - 1),
-                       "Worker processes (spawned).")
-  flags.DEFINE_integer("max_side", None, "Resize so the longest side is at "
-                       "most this before the operator (the paper: 640).")
-  common.define_gin_flags()
-  for name in ("input_dir", "output_dir", "operator"):
-    flags.mark_flag_as_required(name)
-
-
-def run() -> None:
-  """Console entry point `prep-targets`."""
-  from nima_enhance.bin import common  # pylint: disable=g-import-not-at-top
-  _define_flags()
-  common.run_main(main)
-
-
-if __name__ == "__main__":
-  run()

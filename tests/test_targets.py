@@ -93,7 +93,7 @@ def test_missing_input_dir(tmp_path):
 
 def _cli(*args):
   env = dict(os.environ, PYTHONPATH=REPO)
-  return subprocess.run([sys.executable, "-m", "data_prep.targets", *args],
+  return subprocess.run([sys.executable, "-m", "nima_enhance.bin.prep_targets", *args],
                         capture_output=True, text=True, env=env, cwd=REPO,
                         timeout=120, check=False)
 

@@ -1,0 +1,58 @@
+"""prep-targets: writes enhancement targets for every image of a folder.
+
+    prep-targets --input_dir I --output_dir O --operator local_laplacian \\
+        [--gin_bindings "llf_params.preset = 'tone_mapping'"] [--workers 2]
+
+Every image of I becomes `O/<operator>/<name>.png` (16-bit PNG); see
+`data_prep.targets.prepare_targets` for the resume and skip rules. The flags
+live here (library code reads no flags); spawned workers import only
+`data_prep.targets`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import List
+
+from absl import flags
+
+from data_prep import targets
+from nima_enhance import config
+from nima_enhance.bin import common
+
+flags.DEFINE_string("input_dir", None, "Folder of input images.")
+flags.DEFINE_string("output_dir", None, "Targets go to <output_dir>/<operator>/.")
+flags.DEFINE_enum("operator", None, list(targets.OPERATORS), "Target operator.")
+flags.DEFINE_integer("workers", max(1, (os.cpu_count() or 1) - 1),
+                     "Worker processes (spawned).")
+flags.DEFINE_integer("max_side", None, "Resize so the longest side is at "
+                     "most this before the operator (the paper: 640).")
+common.define_gin_flags()
+flags.mark_flags_as_required(["input_dir", "output_dir", "operator"])
+FLAGS = flags.FLAGS
+
+
+def main(argv: List[str]) -> None:
+  if len(argv) > 1:
+    raise common.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  if FLAGS.workers < 1:
+    raise common.UsageError("--workers must be >= 1")
+  if FLAGS.max_side is not None and FLAGS.max_side < 1:
+    raise common.UsageError("--max_side must be >= 1")
+  config.parse_gin(FLAGS.gin_file, FLAGS.gin_bindings)
+  try:
+    params = targets.operator_params(FLAGS.operator)
+  except ValueError as err:
+    raise config.ConfigError(str(err)) from None
+  targets.prepare_targets(FLAGS.input_dir, FLAGS.output_dir, FLAGS.operator,
+                          workers=FLAGS.workers, max_side=FLAGS.max_side,
+                          params=params)
+
+
+def run() -> None:
+  """Console entry point `prep-targets`."""
+  common.run_main(main)
+
+
+if __name__ == "__main__":
+  run()
