@@ -91,7 +91,7 @@ def test_atomic_write_uses_umask_mode(tmp_path):
   assert os.stat(path).st_mode & 0o777 == 0o644
 
 
-def test_file_problem_reads_head_and_trailer_only(tmp_path, real_photo):
+def test_file_problem_checks_the_header_only(tmp_path, real_photo):
   good = str(tmp_path / "good.jpg")
   images.write_image(good, real_photo)
   data = open(good, "rb").read()
@@ -99,19 +99,24 @@ def test_file_problem_reads_head_and_trailer_only(tmp_path, real_photo):
   import tifffile  # pylint: disable=g-import-not-at-top
   tifffile.imwrite(tif, images.quantize(real_photo[:8, :8]))
   cases = {"truncated.jpg": data[:len(data) // 2], "text.jpg": b"<html>",
-           "empty.png": b"", "padded.jpg": data + b"\x00" * 20}
+           "empty.png": b"", "padded.jpg": data + b"\x00" * 20,
+           "header_only.jpg": data[:30]}
   for name, content in cases.items():
     (tmp_path / name).write_bytes(content)
   assert images.file_problem(good) is None
   assert images.file_problem(str(tmp_path / "padded.jpg")) is None
-  assert "truncated JPEG" in images.file_problem(str(tmp_path / "truncated.jpg"))
-  assert images.file_problem(str(tmp_path / "text.jpg")).startswith("not a")
+  # Cut after the frame header: the header is fine, the full decode is not.
+  assert images.file_problem(str(tmp_path / "truncated.jpg")) is None
+  assert "truncated JPEG" in images.file_problem(
+      str(tmp_path / "header_only.jpg"))
+  assert images.file_problem(str(tmp_path / "text.jpg")).startswith("not an")
   assert images.file_problem(str(tmp_path / "empty.png")) == "empty file"
   assert "cannot read" in images.file_problem(str(tmp_path / "missing.jpg"))
   # TIFF: fine for numpy-side readers, refused where graphs decode.
   assert images.file_problem(tif) is None
-  assert "not a JPEG/PNG/GIF/BMP" in images.file_problem(tif, graph_only=True)
-  # The cheap check agrees with the full decoder on every broken case.
-  for name in ("truncated.jpg", "text.jpg", "empty.png"):
+  assert "cannot be decoded in a TensorFlow graph" in images.file_problem(
+      tif, graph_only=True)
+  # The full decoder refuses every broken case.
+  for name in ("truncated.jpg", "text.jpg", "empty.png", "header_only.jpg"):
     with pytest.raises(images.ImageReadError):
       images.read_image(str(tmp_path / name))

@@ -11,174 +11,265 @@ on numpy arrays and files.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import re
+import sys
 import tempfile
+import threading
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff")
-_TIFF_EXTENSIONS = (".tif", ".tiff")
+from nima_enhance.data import image_headers
+from nima_enhance.data.image_headers import GRAPH_FORMATS  # pylint: disable=unused-import
+from nima_enhance.data.image_headers import sniff_format  # pylint: disable=unused-import
+
+# What folder scans take (case-insensitive); a file named on the command line
+# is read whatever its name, by its content.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".png", ".gif", ".bmp", ".webp",
+                    ".tif", ".tiff")
+# Pixels (height * width) above which a file is refused from its header,
+# before any decoder allocates memory: 200 MP is above every consumer camera
+# (the largest phone sensors give 200 MP) and a float32 RGB copy of it is
+# 2.4 GB. Binaries change it with --max_pixels, exports with max_pixels.
+DEFAULT_MAX_PIXELS = 200_000_000
+_max_pixels = DEFAULT_MAX_PIXELS
 
 
 class ImageReadError(ValueError):
-  """Raised when a file is missing, truncated or not a decodable image."""
+  """A file is missing, unsupported, too large, truncated or corrupt.
+
+  The message is one line, "<file>: <reason>".
+  """
 
 
-def sniff_format(data: bytes) -> Optional[str]:
-  """Returns "jpeg", "png", "gif", "bmp", "tiff" from magic bytes, or None."""
-  if data[:3] == b"\xff\xd8\xff":
-    return "jpeg"
-  if data[:8] == b"\x89PNG\r\n\x1a\n":
-    return "png"
-  if data[:6] in (b"GIF87a", b"GIF89a"):
-    return "gif"
-  if data[:2] == b"BM":
-    return "bmp"
-  if data[:4] in (b"II*\x00", b"MM\x00*"):
-    return "tiff"
+def set_max_pixels(max_pixels: int) -> None:
+  """Sets the process-wide pixel limit (binaries: from --max_pixels)."""
+  global _max_pixels
+  if int(max_pixels) < 1:
+    raise ValueError(f"max_pixels must be >= 1, got {max_pixels}")
+  _max_pixels = int(max_pixels)
+
+
+def get_max_pixels() -> int:
+  """The process-wide pixel limit (DEFAULT_MAX_PIXELS unless set)."""
+  return _max_pixels
+
+
+def _header_or_error(data: bytes, source: str, max_pixels: Optional[int],
+                     graph_only: bool = False) -> image_headers.Header:
+  """Parses the header and applies the pixel limit (ImageReadError)."""
+  try:
+    header = image_headers.read_header(data)
+  except image_headers.HeaderError as err:
+    raise ImageReadError(f"{source}: {err}") from None
+  limit = max_pixels or _max_pixels
+  if header.animated:
+    raise ImageReadError(f"{source}: animated WebP (not supported; save its "
+                         "first frame as an image)")
+  if header.height < 1 or header.width < 1:
+    raise ImageReadError(f"{source}: damaged {header.format.upper()} header "
+                         f"(size {header.width}x{header.height})")
+  if header.height * header.width > limit:
+    raise ImageReadError(
+        f"{source}: {header.width}x{header.height} = "
+        f"{header.height * header.width} pixels, above the limit of {limit} "
+        "(--max_pixels)")
+  if graph_only and header.format not in GRAPH_FORMATS:
+    raise ImageReadError(f"{source}: {header.format.upper()} cannot be "
+                         "decoded in a TensorFlow graph")
+  return header
+
+
+def bytes_problem(data: bytes, graph_only: bool = False,
+                  max_pixels: Optional[int] = None) -> Optional[str]:
+  """Why encoded bytes are not a usable image, from the header only, or None.
+
+  Cheap: format, header and pixel limit, no decode (`decode_image_bytes`
+  is the full, strict check). `graph_only` also refuses TIFF.
+  """
+  try:
+    _header_or_error(data, "", max_pixels, graph_only)
+  except ImageReadError as err:
+    return str(err)[2:]
   return None
 
 
-# Formats tf.io.decode_image reads inside a graph (tf.data, SavedModels); TIFF
-# is decoded on the numpy side only.
-GRAPH_FORMATS = ("jpeg", "png", "gif", "bmp")
-
-
-# Bytes read from the end of a file for the JPEG trailer check (some writers
-# pad after the end-of-image marker).
-_TAIL_BYTES = 64
-
-
-def _jpeg_truncated(data_end: bytes) -> bool:
-  """True when a JPEG's last bytes lack the end-of-image marker.
-
-  TF silently accepts some truncated JPEGs; this catches the half-downloaded
-  files that AVA is known to contain.
-  """
-  return not data_end.rstrip(b"\x00").endswith(b"\xff\xd9")
-
-
-def bytes_problem(data: bytes, graph_only: bool = False) -> Optional[str]:
-  """Why encoded bytes are not a usable image (cheap checks), or None.
-
-  Checks the magic bytes and a JPEG's end-of-image marker, not the full
-  decode. `graph_only` also refuses TIFF, which in-graph decoders cannot read.
-  """
-  if not data:
-    return "empty file"
-  kind = sniff_format(data[:16])
-  formats = GRAPH_FORMATS if graph_only else GRAPH_FORMATS + ("tiff",)
-  if kind not in formats:
-    return f"not a {'/'.join(f.upper() for f in formats)} image"
-  if kind == "jpeg" and _jpeg_truncated(data[-_TAIL_BYTES:]):
-    return "truncated JPEG (no end-of-image marker)"
-  return None
-
-
-def file_problem(path: str, graph_only: bool = False) -> Optional[str]:
-  """`bytes_problem` of a file, reading only its first and last bytes."""
+def file_problem(path: str, graph_only: bool = False,
+                 max_pixels: Optional[int] = None) -> Optional[str]:
+  """`bytes_problem` of a file (None when its header is fine)."""
   try:
     with open(path, "rb") as f:
-      head = f.read(16)
-      f.seek(0, os.SEEK_END)
-      size = f.tell()
-      f.seek(max(16, size - _TAIL_BYTES))
-      tail = f.read()
+      data = f.read()
   except OSError as err:
     return f"cannot read ({err.strerror})"
-  return bytes_problem(head + tail, graph_only)
+  return bytes_problem(data, graph_only, max_pixels)
 
 
 def list_images(paths: Sequence[str]) -> list[str]:
-  """Expands files and folders (non-recursive, sorted) into image file paths."""
-  found = []
-  for path in paths:
-    if os.path.isdir(path):
-      for name in sorted(os.listdir(path)):
-        if name.lower().endswith(IMAGE_EXTENSIONS):
-          found.append(os.path.join(path, name))
-    else:
-      found.append(path)
-  return found
+  """Files as given, folders expanded (sorted) to their image files.
+
+  See `image_files.scan_inputs` for the version that also reports what a
+  folder scan left out.
+  """
+  from nima_enhance.data import image_files  # pylint: disable=g-import-not-at-top
+  return image_files.scan_inputs(paths).files
 
 
 # ---------------------------------------------------------------------------
 # numpy / file side
 
+# libjpeg reports damaged entropy-coded data as warnings and fills the rest of
+# the image with grey; these prefixes (printed on stderr by TF's decoder) make
+# the numpy path refuse the file instead.
+_LIBJPEG_CORRUPT = ("Corrupt JPEG data", "Premature end of JPEG",
+                    "Invalid SOS parameters", "Inconsistent progression",
+                    "Bogus", "Huffman")
+_STDERR_LOCK = threading.Lock()
 
-def decode_image_bytes(data: bytes, source: str = "<bytes>") -> np.ndarray:
-  """Decodes JPEG/PNG/GIF/BMP/TIFF bytes (8 or 16 bit) to float32 RGB in [0, 1].
+
+@contextlib.contextmanager
+def _libjpeg_warnings(enabled: bool):
+  """Collects libjpeg's warnings written to fd 2 while the block runs.
+
+  libjpeg has no other channel for them. fd 2 is process-wide, so decodes that
+  capture are serialised; anything else written meanwhile is passed through.
+  """
+  found: list[str] = []
+  if not enabled:
+    yield found
+    return
+  with _STDERR_LOCK:
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+      os.dup2(capture.fileno(), 2)
+      try:
+        yield found
+      finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        capture.seek(0)
+        other = []
+        for line in capture.read().decode("utf-8", "replace").splitlines():
+          (found if line.startswith(_LIBJPEG_CORRUPT) else other).append(line)
+        if other:
+          os.write(2, ("\n".join(other) + "\n").encode("utf-8"))
+
+
+def _tf_error_text(err: Exception) -> str:
+  """The useful line of a TensorFlow op error (no node names or traces)."""
+  text = getattr(err, "message", None) or str(err)
+  text = re.sub(r"\{\{[^}]*\}\}", "", text)
+  text = re.sub(r"\s*\[\[.*?\]\]|\s*\[Op:[^\]]*\]", "", text, flags=re.S)
+  lines = [l.strip() for l in text.splitlines()
+           if l.strip() and not l.startswith((" ", "\t"))
+           and not l.startswith(("Graph execution error", "Detected at node"))]
+  return lines[-1] if lines else type(err).__name__
+
+
+def decode_image_bytes(data: bytes, source: str = "<bytes>",
+                       max_pixels: Optional[int] = None) -> np.ndarray:
+  """The reading contract: encoded bytes -> float32 RGB [h, w, 3] in [0, 1].
+
+  JPEG (EXIF orientation applied), PNG (8/16-bit, palette, grey, alpha), GIF
+  (first frame), BMP, WebP (still) and TIFF (8/16-bit). Alpha is composited
+  over white. JPEG/PNG/GIF/BMP/WebP go through the graph decoder
+  (`decode_image_tf`), so this returns the pixels every tf.data pipeline and
+  SavedModel computes; TIFF is decoded here only. Unlike the graph, this
+  path is strict: a JPEG whose data libjpeg reports as corrupt is refused.
 
   Args:
     data: encoded image.
     source: name used in error messages (usually the file path).
-
-  Returns:
-    float32 array of shape [height, width, 3].
+    max_pixels: pixel limit (default: `get_max_pixels()`).
 
   Raises:
-    ImageReadError: if the bytes are not a complete, decodable image.
+    ImageReadError: "<source>: <reason>" for anything but a complete image.
   """
-  kind = sniff_format(data)
-  if kind is None:
-    raise ImageReadError(f"{source}: not a JPEG/PNG/GIF/BMP/TIFF image")
+  header = _header_or_error(data, source, max_pixels)
+  limit = max_pixels or _max_pixels
+  if header.format == "tiff":
+    return _decode_tiff(data, source)
+  with _libjpeg_warnings(header.format == "jpeg") as warnings:
+    try:
+      image = _decode_eager(tf.constant(data), tf.constant(limit, tf.int64))
+      image = image.numpy()
+    except (tf.errors.OpError, ValueError) as err:
+      raise ImageReadError(f"{source}: cannot decode {header.format.upper()} "
+                           f"({_tf_error_text(err)})") from None
+  if warnings:
+    raise ImageReadError(f"{source}: corrupt JPEG data ({warnings[0]})")
+  return image
+
+
+def _decode_tiff(data: bytes, source: str) -> np.ndarray:
+  """8/16-bit grey/RGB(A) TIFF at its precision; other kinds through PIL."""
+  import tifffile  # pylint: disable=g-import-not-at-top
   try:
-    if kind == "tiff":
-      import tifffile  # pylint: disable=g-import-not-at-top
-      import io
-      array = tifffile.imread(io.BytesIO(data))
-    elif kind == "png":
-      array = tf.io.decode_png(data, channels=0, dtype=tf.uint16).numpy()
-    elif kind == "jpeg":
-      if _jpeg_truncated(data[-_TAIL_BYTES:]):
-        raise ImageReadError(f"{source}: truncated JPEG (no end-of-image marker)")
-      array = tf.io.decode_jpeg(data, channels=3).numpy()
-    else:
-      array = tf.io.decode_image(data, channels=3, expand_animations=False).numpy()
-  except ImageReadError:
-    raise
+    with tifffile.TiffFile(io.BytesIO(data)) as tif:
+      page = tif.pages.first
+      direct = (page.photometric in (tifffile.PHOTOMETRIC.MINISBLACK,
+                                     tifffile.PHOTOMETRIC.RGB)
+                and page.dtype in (np.uint8, np.uint16))
+      if direct:
+        array = page.asarray()
+        if array.ndim == 3 and page.planarconfig == 2 and page.samplesperpixel > 1:
+          array = np.moveaxis(array, 0, -1)  # planar -> interleaved
+    if not direct:
+      from PIL import Image  # pylint: disable=g-import-not-at-top
+      with Image.open(io.BytesIO(data)) as pil:
+        array = np.asarray(pil.convert("RGBA"))
   except Exception as err:  # pylint: disable=broad-except
-    message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    raise ImageReadError(f"{source}: cannot decode {kind} image ({message})") from None
+    message = str(err).strip().splitlines()[0] if str(err).strip() else (
+        type(err).__name__)
+    raise ImageReadError(f"{source}: cannot decode TIFF ({message})") from None
   return to_float_rgb(array, source)
 
 
 def to_float_rgb(array: np.ndarray, source: str = "<array>") -> np.ndarray:
-  """Converts uint8/uint16/float arrays (gray, RGB, RGBA) to float32 RGB [0, 1]."""
+  """uint8/uint16/float arrays (grey, grey+alpha, RGB, RGBA) -> float32 RGB.
+
+  Alpha is composited over white (`rgb * a + (1 - a)`), as in the graph.
+  """
   if array.ndim == 2:
     array = array[..., None]
-  if array.ndim != 3:
+  if array.ndim != 3 or array.shape[-1] not in (1, 2, 3, 4):
     raise ImageReadError(f"{source}: expected an image, got shape {array.shape}")
   if array.dtype == np.uint8:
-    image = array.astype(np.float32) / 255.0
+    image = array.astype(np.float32) / np.float32(255.0)
   elif array.dtype == np.uint16:
-    image = array.astype(np.float32) / 65535.0
+    image = array.astype(np.float32) / np.float32(65535.0)
   elif np.issubdtype(array.dtype, np.floating):
     image = np.clip(array.astype(np.float32), 0.0, 1.0)
   else:
     raise ImageReadError(f"{source}: unsupported pixel type {array.dtype}")
   channels = image.shape[-1]
-  if channels == 1:
-    image = np.repeat(image, 3, axis=-1)
-  elif channels == 2:  # gray + alpha
-    image = np.repeat(image[..., :1], 3, axis=-1)
-  elif channels >= 4:
-    image = image[..., :3]
-  return np.ascontiguousarray(image)
+  rgb = image[..., :3] if channels >= 3 else np.repeat(image[..., :1], 3, -1)
+  if channels in (2, 4):
+    alpha = image[..., -1:]
+    rgb = rgb * alpha + (np.float32(1.0) - alpha)
+  return np.ascontiguousarray(rgb, dtype=np.float32)
 
 
-def read_image(path: str) -> np.ndarray:
-  """Reads an image file to float32 RGB in [0, 1]; raises ImageReadError."""
+def read_image(path: str, max_pixels: Optional[int] = None) -> np.ndarray:
+  """Reads an image file through the contract (`decode_image_bytes`).
+
+  Raises:
+    ImageReadError: "<path>: <reason>" (missing, folder, empty, unsupported,
+      above the pixel limit, truncated, corrupt).
+  """
+  if os.path.isdir(path):
+    raise ImageReadError(f"{path}: is a folder")
   try:
     with open(path, "rb") as f:
       data = f.read()
   except OSError as err:
     raise ImageReadError(f"{path}: cannot read ({err.strerror})") from None
-  if not data:
-    raise ImageReadError(f"{path}: empty file")
-  return decode_image_bytes(data, source=path)
+  return decode_image_bytes(data, source=path, max_pixels=max_pixels)
 
 
 def resize(image: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
@@ -273,26 +364,105 @@ def write_image(path: str, image: np.ndarray, bit_depth: Optional[int] = None,
 # TensorFlow graph side (tf.data, tf.function, SavedModel signatures)
 
 
-def decode_image_tf(image_bytes: tf.Tensor) -> tf.Tensor:
-  """Decodes JPEG/PNG/GIF/BMP bytes inside a graph to float32 RGB [0, 1].
+def _to_rgb_tf(image: tf.Tensor) -> tf.Tensor:
+  """Graph `to_float_rgb` of a float image with 1-4 channels."""
+  channels = tf.shape(image)[-1]
+  rgb = tf.cond(channels >= 3, lambda: image[..., :3],
+                lambda: tf.tile(image[..., :1], [1, 1, 3]))
+  return tf.cond(tf.equal(channels % 2, 0),
+                 lambda: rgb * image[..., -1:] + (1.0 - image[..., -1:]),
+                 lambda: rgb)
 
-  16-bit PNGs keep their precision. Raises InvalidArgumentError on bytes that are
-  not an image, which a SavedModel returns for that request only.
+
+def orient_tf(image: tf.Tensor, orientation: tf.Tensor) -> tf.Tensor:
+  """Applies EXIF Orientation 1..8 so the image displays upright."""
+  def t(x):
+    return tf.transpose(x, [1, 0, 2])
+  branches = [lambda: image, lambda: image[:, ::-1], lambda: image[::-1, ::-1],
+              lambda: image[::-1], lambda: t(image), lambda: t(image)[:, ::-1],
+              lambda: t(image)[::-1, ::-1], lambda: t(image)[::-1]]
+  index = tf.clip_by_value(tf.cast(orientation, tf.int32) - 1, 0, 7)
+  return tf.switch_case(index, branches)
+
+
+def orient(image: np.ndarray, orientation: int) -> np.ndarray:
+  """numpy `orient_tf` (EXIF Orientation 1..8 -> upright)."""
+  t = np.swapaxes(image, 0, 1) if orientation >= 5 else image
+  flips = {2: (slice(None), slice(None, None, -1)),
+           3: (slice(None, None, -1), slice(None, None, -1)),
+           4: (slice(None, None, -1),), 6: (slice(None), slice(None, None, -1)),
+           7: (slice(None, None, -1), slice(None, None, -1)),
+           8: (slice(None, None, -1),)}.get(orientation, ())
+  return np.ascontiguousarray(t[flips])
+
+
+def decode_image_tf(image_bytes: tf.Tensor,
+                    max_pixels: Optional[object] = None) -> tf.Tensor:
+  """The reading contract inside a graph: bytes -> float32 RGB [h, w, 3].
+
+  JPEG (EXIF orientation applied), PNG (8/16-bit kept), GIF (first frame),
+  BMP and still WebP; alpha composited over white. The header is parsed and
+  the pixel limit checked before any decoder runs. Bytes that are empty, not
+  one of these formats (TIFF included), animated WebP, above `max_pixels`
+  (default: `get_max_pixels()` when traced) or not decodable raise
+  InvalidArgumentError, which a SavedModel returns for that request only.
+  Stock TensorFlow ops only.
   """
-  is_png = tf.strings.substr(image_bytes, 0, 8) == b"\x89PNG\r\n\x1a\n"
+  limit = tf.cast(max_pixels if max_pixels is not None else _max_pixels,
+                  tf.int64)
+  fmt, height, width, orientation, status = image_headers.header_tf(
+      image_bytes)
+  checks = [
+      (tf.strings.length(image_bytes) > 0, "image bytes are empty"),
+      ((fmt >= 1) & (fmt <= 5), "not a JPEG/PNG/GIF/BMP/WebP image (TIFF is "
+       "read outside TensorFlow graphs only)"),
+      (status != 1, "damaged image header"),
+      (status != 2, "truncated image (ends inside its header)"),
+      (status != 3, "animated WebP is not supported"),
+      ((height > 0) & (width > 0), "image header gives a zero size"),
+  ]
+  deps = []
+  for ok, message in checks:
+    with tf.control_dependencies(deps):
+      deps = [tf.debugging.Assert(ok, [message])]
+  with tf.control_dependencies(deps):
+    deps = [tf.debugging.Assert(
+        height * width <= limit,
+        ["image of", width, "x", height, "pixels is above the pixel limit",
+         limit, "(max_pixels)"])]
+  with tf.control_dependencies(deps):
+    data = tf.identity(image_bytes)
 
-  def _png():
-    return tf.image.convert_image_dtype(
-        tf.io.decode_png(image_bytes, channels=3, dtype=tf.uint16), tf.float32)
+  def jpeg():
+    return tf.cast(tf.io.decode_jpeg(data, channels=3), tf.float32) / 255.0
 
-  def _other():
-    return tf.image.convert_image_dtype(
-        tf.io.decode_image(image_bytes, channels=3, expand_animations=False),
-        tf.float32)
+  def png():
+    return _to_rgb_tf(tf.cast(tf.io.decode_png(data, channels=0,
+                                               dtype=tf.uint16),
+                              tf.float32) / 65535.0)
 
-  image = tf.cond(is_png, _png, _other)
+  def gif():
+    return tf.cast(tf.io.decode_gif(data)[0], tf.float32) / 255.0
+
+  def bmp():
+    return tf.cast(tf.io.decode_bmp(data, channels=3), tf.float32) / 255.0
+
+  def webp():
+    return _to_rgb_tf(tf.cast(tf.io.decode_webp(data, channels=0)[0],
+                              tf.float32) / 255.0)
+
+  image = tf.switch_case(tf.clip_by_value(tf.cast(fmt, tf.int32) - 1, 0, 4),
+                         [jpeg, png, gif, bmp, webp])
+  image = orient_tf(image, orientation)
   image.set_shape([None, None, 3])
   return image
+
+
+# The numpy path runs the graph decoder traced once (eager while_loops are slow).
+_decode_eager = tf.function(
+    decode_image_tf, input_signature=[tf.TensorSpec([], tf.string),
+                                      tf.TensorSpec([], tf.int64)],
+    reduce_retracing=True)
 
 
 def max_side_size_tf(height: tf.Tensor, width: tf.Tensor,
