@@ -8,6 +8,7 @@ preprocessing as in training (`ava.preprocess_tf`).
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 from typing import Dict, Iterator, List, Optional, Sequence
 
@@ -81,42 +82,45 @@ class ScoredImage:
     return float(metrics.std_score(self.distribution))
 
 
-def score_files(bundle: NimaBundle, paths: Sequence[str], batch_size: int = 32
-               ) -> Iterator[ScoredImage]:
+def score_files(bundle: NimaBundle, paths: Sequence[str], batch_size: int = 32,
+                num_threads: int = 4) -> Iterator[ScoredImage]:
   """Scores image files in order; unreadable files are yielded with an error.
 
-  Files are first checked by their first and last bytes, then
-  read and decoded in a parallel tf.data pipeline so the model never waits;
-  the model runs in the bundle's one tf.function (`NimaBundle.predict`).
+  Every file goes through the reading contract (`images.read_image`: EXIF
+  orientation, alpha over white, every supported format, pixel limit, strict
+  decode) and the evaluation preprocessing, in `num_threads` threads a
+  window of batches ahead of the model, which runs in the bundle's one
+  tf.function (`NimaBundle.predict`).
+
+  Raises:
+    ValueError: batch_size < 1.
   """
-  checked: List[ScoredImage] = []
-  good_paths = []
-  for path in paths:
-    # Head and trailer only; tf.data reads and decodes the whole file.
-    problem = images.file_problem(path, graph_only=True)
-    checked.append(ScoredImage(path, None,
-                               f"{path}: {problem}" if problem else None))
-    if problem is None:
-      good_paths.append(path)
-  results = {}
-  if good_paths:
-    dataset = tf.data.Dataset.from_tensor_slices(good_paths)
-    dataset = dataset.map(
-        lambda p: (p, eval_pixels_tf(ava.load_image_tf(p),
-                                     bundle.preprocessing)),
-        num_parallel_calls=tf.data.AUTOTUNE)
-    dataset = dataset.ignore_errors().batch(batch_size).prefetch(
-        tf.data.AUTOTUNE)
-    for batch_paths, pixels in dataset:
-      for p, dist in zip(batch_paths.numpy(), bundle.predict(pixels).numpy()):
-        results[p.decode("utf-8")] = dist
-  for item in checked:
-    if item.error is None:
-      if item.path in results:
-        item.distribution = results[item.path]
-      else:
-        item.error = f"{item.path}: cannot decode image"
-    yield item
+  if batch_size < 1:
+    raise ValueError(f"batch size must be >= 1, got {batch_size}")
+  preprocessing = bundle.preprocessing
+  height, width = preprocessing["image_size"]
+  to_pixels = tf.function(
+      lambda x: eval_pixels_tf(x, preprocessing),
+      input_signature=[tf.TensorSpec([None, None, 3], tf.float32)])
+
+  def load(path):
+    try:
+      image = images.read_image(path)
+    except images.ImageReadError as err:
+      return ScoredImage(path, None, str(err)), None
+    return ScoredImage(path, None), to_pixels(image).numpy()
+
+  window = batch_size * 2
+  with concurrent.futures.ThreadPoolExecutor(num_threads) as pool:
+    for start in range(0, len(paths), window):
+      loaded = list(pool.map(load, paths[start:start + window]))
+      good = [(item, pixels) for item, pixels in loaded if pixels is not None]
+      for first in range(0, len(good), batch_size):
+        chunk = good[first:first + batch_size]
+        batch = np.stack([p for _, p in chunk]).reshape(-1, height, width, 3)
+        for (item, _), dist in zip(chunk, bundle.predict(batch).numpy()):
+          item.distribution = dist
+      yield from (item for item, _ in loaded)
 
 
 def evaluate_split(bundle: NimaBundle, ava_dir: str, ratings: ava.AvaRatings,

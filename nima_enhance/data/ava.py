@@ -31,7 +31,7 @@ from nima_enhance.data import images
 NUM_BUCKETS = 10
 AVA_COLUMNS = 15
 MANIFEST_NAME = "nima_manifest.json"
-_MANIFEST_VERSION = 1
+_MANIFEST_VERSION = 2  # 2: strict decode, EXIF/WebP contract
 
 
 class AvaFormatError(ValueError):
@@ -157,21 +157,28 @@ class CheckReport:
 
 
 def _check_one(path: str) -> Optional[str]:
-  """None if the file decodes in the training graph's decoder, else a reason."""
+  """None if the file passes the strict reading contract, else "<kind>: why".
+
+  The full decode of `images.decode_image_bytes` (corrupt JPEG data refused),
+  restricted to what the training graph decodes (no TIFF).
+  """
   if not os.path.exists(path):
     return "missing"
   try:
     with open(path, "rb") as f:
       data = f.read()
-    if not data:
-      return "empty"
-    if images.sniff_format(data) not in images.GRAPH_FORMATS:
-      return "not-an-image: " + images.bytes_problem(data, graph_only=True)
+  except OSError as err:
+    return f"unreadable: {err.strerror}"
+  if not data:
+    return "empty"
+  problem = images.bytes_problem(data, graph_only=True)
+  if problem:
+    kind = "too-large" if "above the limit" in problem else "not-an-image"
+    return f"{kind}: {problem}"
+  try:
     images.decode_image_bytes(data, source=path)
   except images.ImageReadError as err:
     return "corrupt: " + str(err).split(": ", 1)[-1]
-  except OSError as err:
-    return f"unreadable: {err.strerror}"
   return None
 
 

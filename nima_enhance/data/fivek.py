@@ -24,9 +24,11 @@ import gin
 import tensorflow as tf
 
 from nima_enhance import config
+from nima_enhance.data import image_files
 from nima_enhance.data import images
 
 INPUT_DIR = "input"
+MANIFEST_NAME = "nima_manifest.json"
 
 
 @dataclasses.dataclass
@@ -55,16 +57,27 @@ class Pairs:
     return len(self.names)
 
 
-def _input_files(data_dir: str) -> Dict[str, str]:
-  """name (file stem) -> input path; raises if D/input is missing."""
+def _input_files(data_dir: str,
+                 duplicates: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+  """name (file stem) -> input path; raises if D/input is missing.
+
+  A second input with the same stem (a.jpg, a.png: one target a.png) is
+  left out and recorded in `duplicates` (name -> reason).
+  """
   input_dir = os.path.join(data_dir, INPUT_DIR)
   if not os.path.isdir(input_dir):
     raise FileNotFoundError(f"{input_dir}: no such folder (expected "
                             f"{data_dir}/input/<name>.* and "
                             f"{data_dir}/<target>/<name>.png)")
   files = {}
-  for path in images.list_images([input_dir]):
-    files.setdefault(os.path.splitext(os.path.basename(path))[0], path)
+  for path in image_files.scan_inputs([input_dir]).files:
+    name = os.path.splitext(os.path.basename(path))[0]
+    if name in files:
+      if duplicates is not None:
+        duplicates[name] = (f"{path}: same name as {files[name]} (one target "
+                            f"per name; rename one)")
+      continue
+    files[name] = path
   return files
 
 
@@ -97,7 +110,8 @@ def split_names(names: Sequence[str], split: str,
 
 
 def find_pairs(data_dir: str, target: str, split: str = "train",
-               split_file: Optional[str] = None) -> Tuple[Pairs, PairReport]:
+               split_file: Optional[str] = None,
+               cache_dir: Optional[str] = None) -> Tuple[Pairs, PairReport]:
   """Matches inputs to targets in one split; reports and skips the rest.
 
   Args:
@@ -105,16 +119,20 @@ def find_pairs(data_dir: str, target: str, split: str = "train",
     target: target folder name (the prep-targets operator).
     split: "train", "test" or "all".
     split_file: optional file listing the test names.
+    cache_dir: where the decode verdicts are cached when data_dir is
+      read-only.
 
   Returns:
-    (pairs, report). Inputs without a target PNG and files that are not
-    complete images (header/trailer check; evaluation decodes fully) are
-    skipped and listed in the report.
+    (pairs, report). Inputs without a target PNG, inputs whose stem another
+    input already has, and files the strict reading contract refuses
+    (`images.read_image`; verdicts cached in data_dir/nima_manifest.json)
+    are skipped and listed in the report.
 
   Raises:
     FileNotFoundError: data_dir/input or data_dir/<target> does not exist.
   """
-  inputs = _input_files(data_dir)
+  duplicates: Dict[str, str] = {}
+  inputs = _input_files(data_dir, duplicates)
   target_dir = os.path.join(data_dir, target)
   if not os.path.isdir(target_dir):
     raise FileNotFoundError(f"{target_dir}: no such folder; run prep-targets "
@@ -127,21 +145,37 @@ def find_pairs(data_dir: str, target: str, split: str = "train",
                       split_file, ", ".join(unknown[:10]))
   pairs = Pairs([], [], [])
   report = PairReport()
+  report.skipped.update(duplicates)
+  candidates = []
   for name in split_names(list(inputs), split, test_names):
     target_path = os.path.join(target_dir, name + ".png")
     if not os.path.isfile(target_path):
       report.skipped[name] = f"no target {target}/{name}.png"
       continue
-    reason = (images.file_problem(inputs[name]) or
-              images.file_problem(target_path))
+    candidates.append((name, inputs[name], target_path))
+  # The strict decode of every file once (cached), so training never meets a
+  # file it cannot decode.
+  verdicts = image_files.check_files(
+      [p for _, i, t in candidates for p in (i, t)],
+      cache_file=_manifest_file(data_dir, cache_dir), log=logging.info)
+  for name, input_path, target_path in candidates:
+    reason = verdicts[input_path] or verdicts[target_path]
     if reason:
       report.skipped[name] = reason
       continue
     pairs.names.append(name)
-    pairs.inputs.append(inputs[name])
+    pairs.inputs.append(input_path)
     pairs.targets.append(target_path)
   report.found = len(pairs)
   return pairs, report
+
+
+def _manifest_file(data_dir: str, cache_dir: Optional[str]) -> Optional[str]:
+  """Where find_pairs caches its verdicts: data_dir, else cache_dir."""
+  for directory in (data_dir, cache_dir):
+    if directory and os.access(directory, os.W_OK):
+      return os.path.join(directory, MANIFEST_NAME)
+  return None
 
 
 def load_image_tf(path: tf.Tensor) -> tf.Tensor:
@@ -242,6 +276,8 @@ def make_train_dataset(pairs: Pairs, batch_size: int = 1, seed: int = 0,
     return source, target
 
   dataset = dataset.map(load, num_parallel_calls=num_parallel_calls)
+  # find_pairs decoded every file; one that changed since must not end a run.
+  dataset = dataset.ignore_errors(log_warning=True)
   return dataset.batch(batch_size, drop_remainder=True).prefetch(2)
 
 

@@ -59,6 +59,23 @@ def get_max_pixels() -> int:
   return _max_pixels
 
 
+@contextlib.contextmanager
+def pixel_limit(max_pixels: Optional[int]):
+  """Temporarily sets the process-wide pixel limit (None: unchanged).
+
+  Graph functions read the limit when traced: nima-export traces its
+  signatures inside this block to bake the export's limit into them.
+  """
+  global _max_pixels
+  previous = _max_pixels
+  if max_pixels is not None:
+    set_max_pixels(max_pixels)
+  try:
+    yield
+  finally:
+    _max_pixels = previous
+
+
 def _header_or_error(data: bytes, source: str, max_pixels: Optional[int],
                      graph_only: bool = False) -> image_headers.Header:
   """Parses the header and applies the pixel limit (ImageReadError)."""

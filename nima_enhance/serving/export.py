@@ -99,16 +99,15 @@ class ExportError(ValueError):
 
 
 def _checked_decode_tf(image_bytes: tf.Tensor) -> tf.Tensor:
-  """decode_image_tf with a readable InvalidArgumentError for empty requests.
+  """The reading contract in graph (`images.decode_image_tf`).
 
-  TensorFlow's own message for "" ("Input is empty") does not say which input;
-  an explicit assertion names the problem for the client.
+  EXIF orientation, alpha over white, JPEG/PNG/GIF/BMP/WebP, and the pixel
+  limit in force when the signature is traced (`export_model`'s max_pixels),
+  checked from the header before decoding. Empty, unsupported, oversized or
+  undecodable bytes raise InvalidArgumentError with the reason, for that
+  request only.
   """
-  with tf.control_dependencies([
-      tf.debugging.assert_greater(
-          tf.strings.length(image_bytes), 0,
-          message="image bytes are empty (expected an encoded JPEG/PNG)")]):
-    return images.decode_image_tf(tf.identity(image_bytes))
+  return images.decode_image_tf(image_bytes)
 
 
 def _scores(distribution: tf.Tensor) -> Dict[str, tf.Tensor]:
@@ -267,7 +266,8 @@ def _free_version(export_dir: str, version: Optional[int]) -> int:
 
 
 def export_model(model_dir: str, export_dir: str, kind: Optional[str] = None,
-                 version: Optional[int] = None) -> str:
+                 version: Optional[int] = None,
+                 max_pixels: Optional[int] = None) -> str:
   """Exports the latest checkpoint of model_dir as a versioned SavedModel.
 
   The SavedModel is written to a hidden temporary folder inside export_dir
@@ -280,6 +280,8 @@ def export_model(model_dir: str, export_dir: str, kind: Optional[str] = None,
     export_dir: base folder of the versions.
     kind: "scorer" or "enhancer"; None takes it from model_spec.json.
     version: integer version folder; default: current time in seconds.
+    max_pixels: the bytes signatures' pixel limit, checked from the header
+      before decoding (default: images.get_max_pixels(), 200 MP).
 
   Returns:
     the path of the written version folder.
@@ -326,12 +328,15 @@ def export_model(model_dir: str, export_dir: str, kind: Optional[str] = None,
       "source_model_dir": os.path.abspath(model_dir),
       "default_signature": DEFAULT_SIGNATURE[kind],
       "signatures": SIGNATURES[kind],
-      "tensorflow_version": tf.__version__}
+      "tensorflow_version": tf.__version__,
+      "max_pixels": int(max_pixels or images.get_max_pixels())}
 
   os.makedirs(export_dir, exist_ok=True)
   tmp_dir = tempfile.mkdtemp(prefix=".tmp-export-", dir=export_dir)
   try:
-    tf.saved_model.save(module, tmp_dir, signatures=signatures)
+    # The bytes signatures are traced here, with the export's pixel limit.
+    with images.pixel_limit(max_pixels):
+      tf.saved_model.save(module, tmp_dir, signatures=signatures)
     extra_dir = os.path.join(tmp_dir, ASSETS_EXTRA)
     os.makedirs(extra_dir, exist_ok=True)
     operative = os.path.join(model_dir, OPERATIVE_CONFIG_FILE)
@@ -437,13 +442,19 @@ def score_files_with_saved_model(saved_model: str, paths: Sequence[str],
     item = scoring.ScoredImage(path, None)
     content = b""
     try:
+      # The strict numpy read of the contract first (the graph accepts JPEGs
+      # libjpeg calls corrupt); TIFF, which graphs cannot decode, is sent as
+      # a 16-bit PNG of its pixels (8 and 16 bits kept exactly).
+      pixels = images.read_image(path)
       with open(path, "rb") as f:
         content = f.read()
-      problem = images.bytes_problem(content, graph_only=True)
+      if images.sniff_format(content) not in images.GRAPH_FORMATS:
+        content = images.encode_image(pixels, "png", bit_depth=16)
+      del pixels
+    except images.ImageReadError as err:
+      item.error = str(err)
     except OSError as err:
-      problem = f"cannot read ({err.strerror})"
-    if problem:
-      item.error = f"{path}: {problem}"
+      item.error = f"{path}: cannot read ({err.strerror})"
     pending.append(item)
     data.append(content)
     if sum(1 for p in pending if p.error is None) >= batch_size:
