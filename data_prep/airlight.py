@@ -40,7 +40,7 @@ import numpy as np
 
 _QUANT = 32             # Cells per channel of the colour clustering.
 _PALETTE_SIZE = 1000    # Most populated cells kept as the palette.
-_MAX_PIXELS = 1 << 18   # The palette is built from at most this many pixels.
+MAX_PIXELS = 1 << 18    # The palette is built from at most this many pixels.
 _NUM_ANGLES = 39        # Line orientations over a half turn.
 _TOLERANCE = 0.01       # Distance to a line, at the candidate ...
 _TOLERANCE_GROWTH = 0.7  # ... times (1 + growth * distance from it).
@@ -54,9 +54,10 @@ _REFINE = ((0.00625, 4),)
 
 def palette(image: np.ndarray, size: int = _PALETTE_SIZE):
   """Clusters the colours of `image`: (colours [k, 3], pixel counts [k])."""
-  pixels = image.reshape(-1, 3).astype(np.float64)
-  stride = max(1, pixels.shape[0] // _MAX_PIXELS)
-  pixels = pixels[::stride]
+  pixels = image.reshape(-1, 3)
+  # Subsample before the float64 copy: the cost and memory do not grow with
+  # the image.
+  pixels = pixels[::max(1, pixels.shape[0] // MAX_PIXELS)].astype(np.float64)
   cells = np.clip((pixels * _QUANT).astype(np.int64), 0, _QUANT - 1)
   label = (cells[:, 0] * _QUANT + cells[:, 1]) * _QUANT + cells[:, 2]
   counts = np.bincount(label, minlength=_QUANT ** 3)
@@ -144,7 +145,7 @@ def estimate_airlight(image: np.ndarray) -> np.ndarray:
   # The air-light is brighter than the haze-lines' colours: a candidate below
   # the median of a channel would leave most of the image out of the vote.
   pixels = image.reshape(-1, 3)
-  median = np.median(pixels[::max(1, pixels.shape[0] // _MAX_PIXELS)], axis=0)
+  median = np.median(pixels[::max(1, pixels.shape[0] // MAX_PIXELS)], axis=0)
   grids = [CANDIDATES[CANDIDATES >= min(m, CANDIDATES[-1])] for m in median]
   best = _best(colours, weights, grids)
   for step, steps in _REFINE:

@@ -15,10 +15,15 @@ line is proportional to its transmission t. Steps:
 5. regularisation: weighted least squares with per-pixel reliability weights
    and edge-aware smoothness weights 1 / (|I(x) - I(y)|^2 + eps), solved by
    conjugate gradients with an aggregation-multigrid preconditioner on the
-   5-point stencil (float32 array slices, linear time, relative residual
-   1e-2: the smooth transmission changes by ~3e-4 on average against a tight
-   solve);
+   5-point stencil (`wls`: float32 array slices, linear time, relative
+   residual 1e-2: the smooth transmission changes by ~3e-4 on average against
+   a tight solve);
 6. recovery J = (I - A) / max(t, t_min) + A, and back through 1 / gamma.
+
+Memory: steps 1-4 and 6 run on strips of rows and keep only the per-pixel
+maps the next step needs (haze-line index as int16, one float32 map that holds
+the radius, then t), so the peak is the regulariser's fixed ~36 bytes per
+pixel plus the input and the outputs, whatever the image size.
 """
 
 from __future__ import annotations
@@ -28,12 +33,11 @@ from typing import Optional, Tuple
 
 import gin
 import numpy as np
-from scipy import sparse
-from scipy.sparse import linalg as sparse_linalg
 from scipy.spatial import cKDTree
 
 from data_prep import airlight as airlight_lib
 from data_prep import sphere
+from data_prep import wls
 
 NUM_HAZE_LINES = 1000
 # Lines with fewer pixels rarely contain a haze-free pixel, so their r_max (and
@@ -44,9 +48,6 @@ _MIN_LINE_PIXELS = 50
 # (Berman et al. divide the data term by the line's variance the same way).
 _MIN_LINE_SPREAD = 0.1
 _MIN_WEIGHT = 1e-3     # Keeps every pixel in the data term (well-posed system).
-_EDGE_EPS = 1e-3       # Smoothness weight 1 / (|dI|^2 + eps): at most 1000.
-_COARSEST = 4096       # Multigrid levels stop at this many unknowns.
-_BLOCK_ELEMENTS = 1 << 15  # Row block of the stencil products.
 
 
 @functools.lru_cache(maxsize=4)
@@ -109,177 +110,19 @@ def haze_lines(directions: np.ndarray, n: int = NUM_HAZE_LINES) -> np.ndarray:
   return index
 
 
-def _reliability(t_init: np.ndarray, lines: np.ndarray, n: int) -> np.ndarray:
-  """Per-pixel data weight in (0, 1] from its haze-line's size and spread."""
-  count = np.bincount(lines, minlength=n).astype(np.float64)
-  total = np.bincount(lines, t_init, minlength=n)
-  square = np.bincount(lines, t_init * t_init, minlength=n)
+def _line_weights(count: np.ndarray, total: np.ndarray,
+                  square: np.ndarray) -> np.ndarray:
+  """Data weight in (0, 1] of each haze-line from its size and spread.
+
+  `count`, `total`, `square`: per line, the number of pixels and the sums of
+  their initial transmissions and of its square.
+  """
   mean = total / np.maximum(count, 1.0)
   spread = np.sqrt(np.maximum(square / np.maximum(count, 1.0) - mean * mean,
                               0.0))
   spread_factor = (_MIN_LINE_SPREAD / np.maximum(spread, _MIN_LINE_SPREAD)) ** 2
   weight = np.minimum(1.0, count / _MIN_LINE_PIXELS) * spread_factor
-  return np.maximum(weight[lines], _MIN_WEIGHT)
-
-
-class _Grid:
-  """The WLS matrix as a 5-point stencil: data + lam * weighted grid Laplacian.
-
-  `data` [h, w] is the diagonal data term, `wx` [h, w-1] and `wy` [h-1, w] the
-  weights of the horizontal and vertical edges. Products run as array slices
-  (no sparse index arrays, float32 when the tolerance allows).
-  """
-
-  def __init__(self, data: np.ndarray, wx: np.ndarray, wy: np.ndarray):
-    self.data, self.wx, self.wy = data, wx, wy
-    diag = data.copy()
-    diag[:, :-1] += wx
-    diag[:, 1:] += wx
-    diag[:-1] += wy
-    diag[1:] += wy
-    self.diag = diag
-    self.shape = data.shape
-
-  def apply(self, x: np.ndarray, rhs: Optional[np.ndarray] = None
-            ) -> np.ndarray:
-    """A x, or rhs - A x, computed in blocks of rows.
-
-    Row blocks of ~2^15 samples keep the temporaries in cache: on large
-    images the product is memory-bound, and one streaming pass over each
-    array instead of one per term keeps its cost linear in the size.
-    """
-    height, width = self.shape
-    out = np.empty_like(x)
-    rows = max(4, _BLOCK_ELEMENTS // max(width, 1))
-    for r0 in range(0, height, rows):
-      r1 = min(height, r0 + rows)
-      xb = x[r0:r1]
-      y = self.diag[r0:r1] * xb
-      t = self.wx[r0:r1] * xb[:, 1:]
-      y[:, :-1] -= t
-      np.multiply(self.wx[r0:r1], xb[:, :-1], out=t)
-      y[:, 1:] -= t
-      below = min(r1, height - 1)  # Rows r < height - 1 couple to r + 1.
-      if below > r0:
-        y[:below - r0] -= self.wy[r0:below] * x[r0 + 1:below + 1]
-      above = max(r0, 1)           # Rows r >= 1 couple to r - 1.
-      if r1 > above:
-        y[above - r0:] -= self.wy[above - 1:r1 - 1] * x[above - 1:r1 - 1]
-      if rhs is None:
-        out[r0:r1] = y
-      else:
-        np.subtract(rhs[r0:r1], y, out=out[r0:r1])
-    return out
-
-  def matvec(self, x: np.ndarray) -> np.ndarray:
-    return self.apply(x)
-
-  def coarsen(self) -> "_Grid":
-    """Galerkin P^T A P for 2x2 aggregates: sums of data and crossing edges."""
-    h, w = self.shape
-    h2, w2 = h + h % 2, w + w % 2
-    data = _pad(self.data, h2, w2)
-    wx, wy = _pad(self.wx, h2, w2 - 1), _pad(self.wy, h2 - 1, w2)
-    return _Grid(data[0::2, 0::2] + data[1::2, 0::2] + data[0::2, 1::2]
-                 + data[1::2, 1::2],
-                 wx[0::2, 1::2] + wx[1::2, 1::2],
-                 wy[1::2, 0::2] + wy[1::2, 1::2])
-
-  def to_sparse(self) -> sparse.csc_matrix:
-    h, w = self.shape
-    index = np.arange(h * w).reshape(h, w)
-    rows = np.concatenate([index[:, :-1].ravel(), index[:-1].ravel()])
-    cols = np.concatenate([index[:, 1:].ravel(), index[1:].ravel()])
-    vals = -np.concatenate([self.wx.ravel(), self.wy.ravel()]).astype(
-        np.float64)
-    off = sparse.coo_matrix((vals, (rows, cols)), shape=(h * w, h * w))
-    return (off + off.T + sparse.diags(self.diag.ravel().astype(np.float64))
-            ).tocsc()
-
-
-def _pad(array: np.ndarray, height: int, width: int) -> np.ndarray:
-  if array.shape == (height, width):
-    return array
-  out = np.zeros((height, width), array.dtype)
-  out[:array.shape[0], :array.shape[1]] = array
-  return out
-
-
-def _restrict(r: np.ndarray) -> np.ndarray:
-  h, w = r.shape
-  r = _pad(r, h + h % 2, w + w % 2)
-  return r[0::2, 0::2] + r[1::2, 0::2] + r[0::2, 1::2] + r[1::2, 1::2]
-
-
-def _add_prolonged(x: np.ndarray, coarse: np.ndarray) -> None:
-  """x += P coarse: each coarse value added to its 2x2 cell (in place)."""
-  h, w = x.shape
-  he, we = h - h % 2, w - w % 2
-  cells = x[:he, :we].reshape(he // 2, 2, we // 2, 2)
-  cells += coarse[:he // 2, :we // 2, None, None].transpose(0, 2, 1, 3)
-  if w % 2:
-    x[:he, -1] += np.repeat(coarse[:he // 2, -1], 2)
-  if h % 2:
-    x[-1, :we] += np.repeat(coarse[-1, :we // 2], 2)
-  if h % 2 and w % 2:
-    x[-1, -1] += coarse[-1, -1]
-
-
-class _Multigrid:
-  """Aggregation multigrid V-cycle (2x2 cells, Galerkin coarse operators).
-
-  Used as the CG preconditioner: the work per cycle is linear in the unknowns
-  and the iteration count hardly depends on the image size, which keeps the
-  whole solve linear (a plain Jacobi-preconditioned CG needs more iterations
-  on larger images, a sparse LU has superlinear fill-in). Aggregating 2x2
-  cells of a 5-point stencil gives a 5-point stencil again, so every level is
-  a `_Grid`; the coarsest is factorised once.
-  """
-
-  def __init__(self, grid: _Grid):
-    self.grids = [grid]
-    while grid.data.size > _COARSEST and min(grid.shape) > 1:
-      grid = grid.coarsen()
-      self.grids.append(grid)
-    # omega D^-1 of damped Jacobi (omega = 0.7).
-    self.steps = [g.diag.dtype.type(0.7) / g.diag for g in self.grids]
-    self.coarse = sparse_linalg.splu(grid.to_sparse())
-
-  def cycle(self, rhs: np.ndarray, level: int = 0) -> np.ndarray:
-    if level == len(self.grids) - 1:
-      return self.coarse.solve(rhs.ravel().astype(np.float64)).reshape(
-          rhs.shape).astype(rhs.dtype)
-    grid, step = self.grids[level], self.steps[level]
-    x = step * rhs  # Damped Jacobi, the same sweep before and after.
-    residual = grid.apply(x, rhs)
-    _add_prolonged(x, self.cycle(_restrict(residual), level + 1))
-    residual = grid.apply(x, rhs)
-    residual *= step
-    x += residual
-    return x
-
-
-def _pcg(grid: _Grid, rhs: np.ndarray, x: np.ndarray, precond, rtol: float,
-         maxiter: int) -> np.ndarray:
-  """Preconditioned conjugate gradients on 2-D arrays (no copies to 1-D)."""
-  residual = grid.apply(x, rhs)
-  limit = rtol * float(np.sqrt(np.vdot(rhs, rhs)))
-  z = precond(residual)
-  direction = z.copy()
-  rz = float(np.vdot(residual, z))
-  for _ in range(maxiter):
-    if float(np.sqrt(np.vdot(residual, residual))) <= limit or rz == 0.0:
-      break
-    product = grid.matvec(direction)
-    step = rz / float(np.vdot(direction, product))
-    x += x.dtype.type(step) * direction
-    residual -= residual.dtype.type(step) * product
-    z = precond(residual)
-    rz_new = float(np.vdot(residual, z))
-    direction *= direction.dtype.type(rz_new / rz)
-    direction += z
-    rz = rz_new
-  return x
+  return np.maximum(weight, _MIN_WEIGHT)
 
 
 def regularize_transmission(t_init: np.ndarray, weights: np.ndarray,
@@ -289,21 +132,16 @@ def regularize_transmission(t_init: np.ndarray, weights: np.ndarray,
   """argmin_t sum w (t - t_init)^2 + lam sum_edges s_xy (t_x - t_y)^2.
 
   s_xy = 1 / (|I(x) - I(y)|^2 + eps). Solved by multigrid-preconditioned CG from
-  t_init; the default relative residual 1e-2 changes the (smooth) transmission
-  by ~3e-4 on average against a 1e-6 solve. Float32 unless rtol < 1e-4.
+  t_init (`wls.solve`); the default relative residual 1e-2 changes the
+  (smooth) transmission by ~3e-4 on average against a 1e-6 solve. Float32
+  unless rtol < 1e-4.
   """
   dtype = np.float32 if rtol >= 1e-4 else np.float64
-  image = np.asarray(image, dtype=dtype)
-  dx = image[:, :-1] - image[:, 1:]
-  dy = image[:-1] - image[1:]
-  wx = dtype(lam) / (np.einsum("ijk,ijk->ij", dx, dx) + dtype(_EDGE_EPS))
-  wy = dtype(lam) / (np.einsum("ijk,ijk->ij", dy, dy) + dtype(_EDGE_EPS))
-  data = np.asarray(weights, dtype=dtype)
-  grid = _Grid(data, wx, wy)
-  t_init = np.asarray(t_init, dtype=dtype)
-  solution = _pcg(grid, data * t_init, t_init.copy(), _Multigrid(grid).cycle,
-                  rtol, maxiter)
-  return solution
+  t_init = np.asarray(t_init)
+  wx, wy = wls.edge_weights(lambda r0, r1: image[r0:r1], t_init.shape, lam,
+                            dtype)
+  return wls.solve(np.array(weights, dtype=dtype), wx, wy,
+                   np.array(t_init, dtype=dtype), rtol, maxiter)
 
 
 @gin.configurable
@@ -322,9 +160,15 @@ def dehaze_params(gamma: float = 1.0, airlight: Optional[list] = None,
 def nonlocal_dehaze(image: np.ndarray, airlight: Optional[np.ndarray] = None,
                     gamma: float = 1.0, lam: float = 0.1,
                     t_min: float = 0.1,
-                    num_haze_lines: int = NUM_HAZE_LINES
+                    num_haze_lines: int = NUM_HAZE_LINES,
+                    strip_pixels: int = wls.STRIP_PIXELS
                     ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Non-local dehazing of a float RGB image in [0, 1].
+
+  The per-pixel stages run on strips of rows, so besides the input and the
+  two outputs the memory is the regulariser's (`wls.solve`, ~36 bytes per
+  pixel) plus a few per-pixel maps (~10 bytes); the strips' temporaries are
+  bounded by `strip_pixels`, not by the image.
 
   Args:
     image: float array [height, width, 3] in [0, 1].
@@ -334,6 +178,8 @@ def nonlocal_dehaze(image: np.ndarray, airlight: Optional[np.ndarray] = None,
     lam: weight of the smoothness term (the paper's lambda, 0.1).
     t_min: transmission floor used for the recovery.
     num_haze_lines: directions tessellating the sphere.
+    strip_pixels: pixels per strip of the per-pixel stages (memory only: the
+      result does not depend on it).
 
   Returns:
     (dehazed float32 [h, w, 3] in [0, 1], transmission float32 [h, w] in
@@ -343,35 +189,81 @@ def nonlocal_dehaze(image: np.ndarray, airlight: Optional[np.ndarray] = None,
   if image.ndim != 3 or image.shape[-1] != 3:
     raise ValueError(f"expected an RGB image [h, w, 3], got {image.shape}")
   height, width = image.shape[:2]
-  linear = np.power(np.clip(image, 0.0, 1.0), gamma, dtype=np.float32)
+  gamma32 = np.float32(gamma)
+
+  def linear(r0: int, r1: int) -> np.ndarray:
+    """Rows [r0, r1) of the linearised image, I ** gamma."""
+    return np.power(np.clip(image[r0:r1], 0.0, 1.0), gamma32,
+                    dtype=np.float32)
+
   if airlight is None:
-    air = airlight_lib.estimate_airlight(linear).astype(np.float64)
+    # The estimator samples at most `MAX_PIXELS` pixels: linearise only those
+    # (the same pixels it would take from the whole linearised image).
+    flat = image.reshape(-1, 3)
+    sample = flat[::max(1, flat.shape[0] // airlight_lib.MAX_PIXELS)]
+    sample = np.power(np.clip(sample, 0.0, 1.0), gamma32, dtype=np.float32)
+    air = airlight_lib.estimate_airlight(sample[:, None, :]).astype(np.float64)
   else:
     air = np.power(np.asarray(airlight, dtype=np.float64).reshape(3), gamma)
   air = np.maximum(air, 1e-3)
-
-  pixels = linear.reshape(-1, 3)
   air32 = air.astype(np.float32)
-  offset = pixels - air32
-  radius = np.sqrt(np.einsum("ij,ij->i", offset, offset))
-  directions = offset / np.maximum(radius, np.float32(1e-9))[:, None]
-  lines = haze_lines(directions, num_haze_lines)
+  bands = list(wls.strips(height, width, strip_pixels))
+
+  def lower_bound(pixels: np.ndarray) -> np.ndarray:
+    """J >= 0 in every channel needs t >= 1 - min_c I_c / A_c."""
+    ratio = pixels / air32
+    # Two pairwise minima: much faster than a reduction over a 3-long axis.
+    return 1.0 - np.minimum(np.minimum(ratio[..., 0], ratio[..., 1]),
+                            ratio[..., 2])
+
+  # Pass 1: haze-line of every pixel and its distance from A.
+  lines = np.empty((height, width), np.int16 if num_haze_lines < 2 ** 15
+                   else np.int32)
+  t = np.empty((height, width), np.float32)  # The radius, then t.
   max_radius = np.zeros(num_haze_lines, dtype=np.float32)
-  np.maximum.at(max_radius, lines, radius)
-  t_init = radius / np.maximum(max_radius, np.float32(1e-9))[lines]
-  # Lower bound: J >= 0 in every channel needs t >= 1 - I_c / A_c.
-  lower = 1.0 - np.min(pixels / air32, axis=1)
-  t_init = np.clip(np.maximum(t_init, lower), 0.0, 1.0)
+  for r0, r1 in bands:
+    offset = (linear(r0, r1) - air32).reshape(-1, 3)
+    radius = np.sqrt(np.einsum("ij,ij->i", offset, offset))
+    offset /= np.maximum(radius, np.float32(1e-9))[:, None]
+    strip_lines = haze_lines(offset, num_haze_lines)
+    np.maximum.at(max_radius, strip_lines, radius)
+    lines[r0:r1] = strip_lines.reshape(r1 - r0, width)
+    t[r0:r1] = radius.reshape(r1 - r0, width)
+  # Pass 2: initial transmission r / r_max(line), raised to the lower bound,
+  # and the per-line statistics of the reliability weights.
+  max_radius = np.maximum(max_radius, np.float32(1e-9))
+  count = np.zeros(num_haze_lines)
+  total, square = np.zeros(num_haze_lines), np.zeros(num_haze_lines)
+  for r0, r1 in bands:
+    strip = t[r0:r1]
+    strip /= max_radius[lines[r0:r1]]
+    np.maximum(strip, lower_bound(linear(r0, r1)), out=strip)
+    np.clip(strip, 0.0, 1.0, out=strip)
+    line_index = lines[r0:r1].ravel()
+    count += np.bincount(line_index, minlength=num_haze_lines)
+    total += np.bincount(line_index, strip.ravel(), minlength=num_haze_lines)
+    square += np.bincount(line_index, np.square(strip.ravel()),
+                          minlength=num_haze_lines)
+  weight = _line_weights(count, total, square).astype(np.float32)
+  wx, wy = wls.edge_weights(linear, (height, width), lam)
+  # The data term goes to the solver without a reference kept here, so it is
+  # freed once the multigrid levels are built.
+  wls.solve(weight.take(lines), wx, wy, t)
+  del lines, wx, wy
 
-  weights = _reliability(t_init, lines, num_haze_lines)
-  t = regularize_transmission(t_init.reshape(height, width),
-                              weights.reshape(height, width), linear, lam)
-  t = np.clip(t, np.maximum(lower.reshape(height, width), t_min), 1.0)
+  # Recovery J = (I - A) / max(t, t_min, lower) + A, strip by strip.
+  dehazed = np.empty_like(image)
+  for r0, r1 in bands:
+    pixels = linear(r0, r1)
+    strip = t[r0:r1]
+    np.clip(strip, np.maximum(lower_bound(pixels), np.float32(t_min)), 1.0,
+            out=strip)
+    pixels -= air32
+    pixels /= strip[..., None]
+    pixels += air32
+    np.clip(pixels, 0.0, 1.0, out=pixels)
+    if gamma != 1.0:
+      np.power(pixels, np.float32(1.0 / gamma), out=pixels)
+    dehazed[r0:r1] = pixels
+  return dehazed, t, np.power(air, 1.0 / gamma).astype(np.float32)
 
-  t = t.astype(np.float32)
-  dehazed = (linear - air32) / t[..., None] + air32
-  np.clip(dehazed, 0.0, 1.0, out=dehazed)
-  if gamma != 1.0:
-    dehazed = np.power(dehazed, np.float32(1.0 / gamma))
-  return (dehazed.astype(np.float32), t,
-          np.power(air, 1.0 / gamma).astype(np.float32))

@@ -474,14 +474,20 @@ def _fast(values: np.ndarray, levels: int, remap_fn: Callable,
   refs = np.linspace(lo, hi, k)
   step = (hi - lo) / (k - 1)
   remap_fn, quantise = _tabulated(remap_fn, hi - lo)
-  qvalues = quantise(values)
   qrefs = [int(q) for q in quantise(refs)]
-  # Look-up indices relative to the lowest step (intp: no conversion per call).
-  qbase = min(int(qvalues.min()), min(qrefs))
-  qrel = (qvalues - qbase).astype(np.intp)
-  # Fractional reference index of every Gaussian coefficient.
-  positions = [np.clip((g - np.float32(lo)) * np.float32(1.0 / step), 0.0,
-                       k - 1.0).astype(np.float32) for g in gaussian[:-1]]
+  # Look-up indices relative to the lowest step (intp: no conversion per
+  # call), quantised strip by strip (no full-size float64 temporary; the
+  # rounding is monotonic, so the lowest step is that of the minimum).
+  qbase = min(int(quantise(np.float32(lo))), min(qrefs))
+  qrel = np.empty(values.shape, dtype=np.intp)
+  rows = max(1, _STRIP_ELEMENTS // max(values.shape[1], 1))
+  for r0 in range(0, values.shape[0], rows):
+    strip = qrel[r0:r0 + rows]
+    strip[...] = quantise(values[r0:r0 + rows])
+    strip -= qbase
+  # Fractional reference index of every Gaussian coefficient, computed where
+  # it is used (a level's worth, or a strip's) rather than stored.
+  positions = [_Positions(g, lo, step, k) for g in gaussian[:-1]]
   out = [np.zeros_like(g) for g in gaussian[:-1]]
   # Large levels: one remapped image at a time, level by level and strip by
   # strip, so the memory in use does not grow with K and each strip is
@@ -500,8 +506,9 @@ def _fast(values: np.ndarray, levels: int, remap_fn: Callable,
     stack = np.empty((k,) + gaussian[1].shape, dtype=np.float32)
     for index, q in enumerate(qrefs):
       stack[index] = _downsample(remap_fn(qrel, q, qbase))
-    j0, frac = _bracket(positions[0], k)
+    j0, frac = _bracket(positions[0][:], k)
     qarray = np.asarray(qrefs, dtype=np.int64)
+    qvalues = quantise(values)
     lower = remap_fn(qvalues, qarray[j0])
     upper = remap_fn(qvalues, qarray[np.minimum(j0 + 1, k - 1)])
     out[0] += _interpolated_band(lower, upper, stack, j0, frac)
@@ -515,9 +522,10 @@ def _fast(values: np.ndarray, levels: int, remap_fn: Callable,
                                    positions[level], index, level == 0)
         source = lambda r0, r1, g=current: g[r0:r1]  # noqa: E731
       stack[index] = current
+  del qrel
   for level in range(split, levels - 1):
     reduced = _downsample(stack)
-    j0, frac = _bracket(positions[level], k)
+    j0, frac = _bracket(positions[level][:], k)
     size = stack.shape[-2] * stack.shape[-1]
     fine_index = j0 * size + np.arange(size).reshape(j0.shape)
     flat = stack.reshape(-1)
@@ -527,7 +535,20 @@ def _fast(values: np.ndarray, levels: int, remap_fn: Callable,
     out[level] += _interpolated_band(lower, upper, reduced, j0, frac)
     stack = reduced
   out.append(gaussian[-1])
+  del positions, gaussian
   return pyramid.collapse(out)
+
+
+class _Positions:
+  """Fractional reference index clip((g - lo) / step, 0, K - 1) of a level's
+  Gaussian coefficients g, evaluated on demand for a slice of rows."""
+
+  def __init__(self, level: np.ndarray, lo: float, step: float, k: int):
+    self.level, self.lo, self.inv, self.k = level, lo, 1.0 / step, k
+
+  def __getitem__(self, rows) -> np.ndarray:
+    return np.clip((self.level[rows] - np.float32(self.lo))
+                   * np.float32(self.inv), 0.0, self.k - 1.0).astype(np.float32)
 
 
 def _windows(size: int, level: int, radius: int, align: int, length: int):
@@ -619,7 +640,7 @@ def local_laplacian(image: np.ndarray, sigma_r: float, alpha: float,
   if domain == "linear":
     filtered = filter_channel(lum, sigma_r, alpha, beta, levels, method,
                               num_samples)
-    lum_out = np.maximum(filtered, 0.0)
+    lum_out = np.maximum(filtered, 0.0, out=filtered)
   elif domain == "log":
     filtered = filter_channel(np.log(lum + LOG_EPS), sigma_r, alpha, beta,
                               levels, method, num_samples)

@@ -56,13 +56,36 @@ def test_estimated_airlight_end_to_end(hazy_scene):
   assert np.mean(np.abs(dehazed - clear)) < np.mean(np.abs(hazy - clear))
 
 
-def test_gamma_round_trip_on_haze_free_pixels(hazy_scene):
+def test_gamma_is_applied_to_the_model_and_undone_on_output(hazy_scene):
+  """Known answer: the haze model holds for I ** gamma, not for I.
+
+  The observed image is (J t + A (1 - t)) ** (1 / gamma) with A given in the
+  observed values; dehazing with that gamma must give exactly the gamma = 1
+  result of the linear image, mapped back through 1 / gamma, and the scene
+  J ** (1 / gamma).
+  """
+  clear, hazy, _ = hazy_scene
+  gamma = 2.0
+  observed = hazy ** (1.0 / gamma)
+  dehazed, t, air = data_prep.nonlocal_dehaze(
+      observed, airlight=AIRLIGHT ** (1.0 / gamma), gamma=gamma)
+  linear, t_linear, _ = data_prep.nonlocal_dehaze(hazy, airlight=AIRLIGHT)
+  np.testing.assert_allclose(air, AIRLIGHT ** (1.0 / gamma), atol=1e-6)
+  np.testing.assert_allclose(t, t_linear, atol=1e-4)
+  np.testing.assert_allclose(dehazed, linear ** (1.0 / gamma), atol=1e-3)
+  target = clear ** (1.0 / gamma)
+  assert (np.mean(np.abs(dehazed - target))
+          < 0.85 * np.mean(np.abs(observed - target)))
+
+
+def test_strip_size_does_not_change_the_result(hazy_scene):
+  """The per-pixel stages by strips equal one whole-image strip."""
   _, hazy, _ = hazy_scene
-  dehazed, t, air = data_prep.nonlocal_dehaze(hazy, airlight=AIRLIGHT,
-                                              gamma=2.0)
-  np.testing.assert_allclose(air, AIRLIGHT, atol=1e-6)
-  assert 0.0 < t.min() and t.max() <= 1.0
-  assert 0.0 <= dehazed.min() and dehazed.max() <= 1.0
+  whole = data_prep.nonlocal_dehaze(hazy, strip_pixels=hazy.size)
+  strips = data_prep.nonlocal_dehaze(hazy, strip_pixels=997)  # 5 rows
+  np.testing.assert_allclose(strips[2], whole[2], atol=0)
+  np.testing.assert_allclose(strips[1], whole[1], atol=1e-6)
+  np.testing.assert_allclose(strips[0], whole[0], atol=1e-5)
 
 
 def test_regularizer_is_linear_solve(hazy_scene):
