@@ -45,6 +45,10 @@ setuptools.setup(
         "tqdm",
         "matplotlib",
     ],
-    extras_require={"test": ["pytest", "pytest-timeout"]},
+    extras_require={
+        "test": ["pytest", "pytest-timeout"],
+        # prep-targets --runner and Beam TFDS builds (docs/scaling.md).
+        "beam": ["apache-beam>=2.50"],
+    },
     entry_points={"console_scripts": CONSOLE_SCRIPTS},
 )

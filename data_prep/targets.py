@@ -4,19 +4,28 @@ The binary (flags) is `nima_enhance/bin/prep_targets.py`. Every image of I
 (JPEG, PNG, 8/16-bit TIFF) becomes `O/<operator>/<name>.png` (16-bit PNG). The operator settings (gin configurables `llf_params` and
 `dehaze_params`) are resolved once in the parent process and recorded in
 `O/<operator>/params.json`; a rerun skips finished outputs and refuses to mix
-targets made with different settings. Workers are spawned processes (not
-forked: TensorFlow, imported by the image I/O, is not fork-safe once started).
+targets made with different settings.
+
+One per-image function (`process_image`) does the work for both engines: the
+local process pool here (`prepare_targets`; workers are spawned, not forked:
+TensorFlow, imported by the image I/O, is not fork-safe once started) and the
+Apache Beam pipeline of `data_prep.beam_pipeline` (DirectRunner, Dataflow,
+Flink, Spark; docs/scaling.md). Both plan with `plan_targets` and report with
+`summarize`, so they write the same files and name the same skipped inputs.
+Paths go through tf.io.gfile (local folders, gs:// and other TF file systems).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 import os
 import sys
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
+import tensorflow as tf
 import tqdm
 
 from data_prep import dehaze
@@ -27,6 +36,8 @@ from nima_enhance.data import images
 
 OPERATORS = ("local_laplacian", "nonlocal_dehaze")
 PARAMS_FILE = "params.json"
+# process_image outcomes.
+WRITTEN, DONE, FAILED = "written", "done", "failed"
 
 
 def operator_params(operator: str) -> dict:
@@ -45,34 +56,181 @@ def _apply(operator: str, image: np.ndarray, params: dict) -> np.ndarray:
   return dehazed
 
 
-def _process(task: Tuple[str, str, str, dict, Optional[int]]
-             ) -> Tuple[str, Optional[str]]:
-  """Worker: one image -> one target. Returns (input path, error or None)."""
-  path, out_path, operator, params, max_side = task
+def _is_remote(path: str) -> bool:
+  return "://" in path  # gs://, s3://, hdfs://, ram://: tf.io.gfile only
+
+
+def _read_image(path: str) -> np.ndarray:
+  """images.read_image, or its decoder fed through tf.io.gfile for gs:// etc."""
+  if not _is_remote(path):
+    return images.read_image(path)
   try:
-    image = images.read_image(path)
+    with tf.io.gfile.GFile(path, "rb") as f:
+      data = f.read()
+  except tf.errors.OpError as err:
+    raise images.ImageReadError(
+        f"{path}: cannot read ({err.message or type(err).__name__})") from None
+  if not data:
+    raise images.ImageReadError(f"{path}: empty file")
+  return images.decode_image_bytes(data, source=path)
+
+
+def write_bytes(path: str, data: bytes) -> None:
+  """Atomic write to a local path or through tf.io.gfile (gs://, ...).
+
+  Local: `images.atomic_write_bytes`. Elsewhere: a temporary name, then a
+  rename, so a reader never sees a half-written file under the final name.
+  """
+  if not _is_remote(path):
+    images.atomic_write_bytes(path, data)
+    return
+  tmp_name = f"{path}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
+  try:
+    with tf.io.gfile.GFile(tmp_name, "wb") as f:
+      f.write(data)
+    tf.io.gfile.rename(tmp_name, path, overwrite=True)
+  except BaseException:
+    if tf.io.gfile.exists(tmp_name):
+      tf.io.gfile.remove(tmp_name)
+    raise
+
+
+def _list_inputs(input_dir: str) -> List[str]:
+  """The images of a folder: the shared scan, or a tf.io.gfile listing."""
+  if not _is_remote(input_dir):
+    return images.list_images([input_dir])
+  # The same rule as the local scan (sorted, not recursive, by extension,
+  # hidden names ignored) over a remote file system.
+  return [os.path.join(input_dir, name.rstrip("/"))
+          for name in sorted(tf.io.gfile.listdir(input_dir))
+          if not name.startswith(".")
+          and name.lower().endswith(images.IMAGE_EXTENSIONS)]
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetTask:
+  """One image's job: read `path`, apply the operator, write `out_path`."""
+  path: str
+  out_path: str
+  operator: str
+  params: Dict[str, object]
+  max_side: Optional[int] = None
+
+
+def process_image(task: TargetTask) -> Tuple[str, str, Optional[str]]:
+  """The per-image job of both engines (local pool and Beam).
+
+  Idempotent: an existing output is left alone (a Beam runner may retry a
+  bundle, and a rerun resumes), and the output appears atomically.
+
+  Returns:
+    (input path, WRITTEN / DONE / FAILED, reason naming the file or None).
+  """
+  if tf.io.gfile.exists(task.out_path):
+    return task.path, DONE, None
+  try:
+    image = _read_image(task.path)
   except images.ImageReadError as err:
-    return path, str(err).splitlines()[0]
-  if max_side:
-    image = images.resize_max_side(image, max_side)
-  images.write_image(out_path, _apply(operator, image, params), bit_depth=16)
-  return path, None
+    return task.path, FAILED, str(err).splitlines()[0]
+  if task.max_side:
+    image = images.resize_max_side(image, task.max_side)
+  target = _apply(task.operator, image, task.params)
+  write_bytes(task.out_path, images.encode_image(target, "png", bit_depth=16))
+  return task.path, WRITTEN, None
 
 
 def _check_params(out_dir: str, operator: str, params: dict) -> None:
   """Records the settings; refuses to resume with different ones."""
   record = {"operator": operator, "params": params}
   path = os.path.join(out_dir, PARAMS_FILE)
-  if os.path.exists(path):
-    with open(path, encoding="utf-8") as f:
+  if tf.io.gfile.exists(path):
+    with tf.io.gfile.GFile(path, "r") as f:
       previous = json.load(f)
     if previous != json.loads(json.dumps(record)):
       raise config.ConfigError(
           f"{path} records other settings ({previous['params']}); use a new "
           f"--output_dir or delete {out_dir}")
     return
-  images.atomic_write_bytes(path, (json.dumps(record, indent=2, sort_keys=True)
-                                   + "\n").encode("utf-8"))
+  write_bytes(path, (json.dumps(record, indent=2, sort_keys=True)
+                     + "\n").encode("utf-8"))
+
+
+@dataclasses.dataclass
+class Plan:
+  """What a run will do: the images found, the jobs, what is already done."""
+  input_dir: str
+  out_dir: str
+  operator: str
+  params: Dict[str, object]
+  paths: List[str]
+  tasks: List[TargetTask]
+  skipped: int  # outputs already there
+  failed: List[str]  # "path: reason" found while planning (name clashes)
+
+
+def plan_targets(input_dir: str, output_dir: str, operator: str,
+                 max_side: Optional[int] = None,
+                 params: Optional[dict] = None) -> Plan:
+  """Checks the folders and settings and lists the images still to do.
+
+  Raises:
+    ValueError: unknown operator.
+    FileNotFoundError / NotADirectoryError: input_dir is missing.
+    config.ConfigError: outputs exist with different recorded settings.
+  """
+  if operator not in OPERATORS:
+    raise ValueError(f"unknown operator {operator!r}; one of {OPERATORS}")
+  if not tf.io.gfile.exists(input_dir):
+    raise FileNotFoundError(f"--input_dir {input_dir}: no such folder")
+  if not tf.io.gfile.isdir(input_dir):
+    raise NotADirectoryError(f"--input_dir {input_dir}: not a folder")
+  params = dict(params if params is not None else operator_params(operator))
+  out_dir = os.path.join(output_dir, operator)
+  tf.io.gfile.makedirs(out_dir)
+  _check_params(out_dir, operator, params)
+  plan = Plan(input_dir, out_dir, operator, params,
+              _list_inputs(input_dir), [], 0, [])
+  seen: Dict[str, str] = {}
+  for path in plan.paths:
+    name = os.path.splitext(os.path.basename(path))[0]
+    if name in seen:  # a.jpg and a.png would write the same target.
+      plan.failed.append(f"{path}: same name as {seen[name]}")
+      continue
+    seen[name] = path
+    out_path = os.path.join(out_dir, name + ".png")
+    if tf.io.gfile.exists(out_path):
+      plan.skipped += 1
+      continue
+    plan.tasks.append(TargetTask(path, out_path, operator, params, max_side))
+  return plan
+
+
+def log_plan(plan: Plan, log: Callable[[str], None]) -> None:
+  log(f"prep-targets: {len(plan.paths)} images in {plan.input_dir}, "
+      f"{plan.skipped} already done, {len(plan.tasks)} to write with "
+      f"{plan.operator} {plan.params}")
+
+
+def summarize(plan: Plan, results: Iterable[Tuple[str, str, Optional[str]]],
+              log: Callable[[str], None]) -> Dict[str, object]:
+  """The counts and the skipped-file lines of a finished run (both engines).
+
+  Returns:
+    {"total", "written", "skipped" (already done), "failed" (count),
+     "failed_files" (sorted "path: reason")}.
+  """
+  results = list(results)
+  failed = plan.failed + [reason for _, status, reason in results
+                          if status == FAILED]
+  written = sum(1 for _, status, _ in results if status == WRITTEN)
+  # Outputs that appeared between planning and processing count as done.
+  skipped = plan.skipped + sum(1 for _, status, _ in results if status == DONE)
+  log(f"prep-targets: wrote {written}, skipped {skipped} done, "
+      f"{len(failed)} unreadable")
+  for line in sorted(failed):
+    log(f"  skipped unreadable: {line}")
+  return {"total": len(plan.paths), "written": written, "skipped": skipped,
+          "failed": len(failed), "failed_files": sorted(failed)}
 
 
 def prepare_targets(input_dir: str, output_dir: str, operator: str,
@@ -81,8 +239,13 @@ def prepare_targets(input_dir: str, output_dir: str, operator: str,
                     log: Callable[[str], None] = print) -> Dict[str, object]:
   """Writes `output_dir/<operator>/<name>.png` for every image of input_dir.
 
+  The local engine: a pool of spawned processes (`workers` > 1) or this
+  process. `data_prep.beam_pipeline.prepare_targets_beam` is the same job on
+  Apache Beam.
+
   Args:
-    input_dir: folder of JPEG/PNG/TIFF images (not recursive).
+    input_dir: folder of JPEG/PNG/TIFF images (not recursive); local or any
+      tf.io.gfile path.
     output_dir: root of the targets; the operator's sub-folder is created.
     operator: "local_laplacian" or "nonlocal_dehaze".
     workers: processes (spawned); 1 runs in this process.
@@ -99,54 +262,20 @@ def prepare_targets(input_dir: str, output_dir: str, operator: str,
     FileNotFoundError / NotADirectoryError: input_dir is missing.
     config.ConfigError: outputs exist with different recorded settings.
   """
-  if operator not in OPERATORS:
-    raise ValueError(f"unknown operator {operator!r}; one of {OPERATORS}")
-  if not os.path.exists(input_dir):
-    raise FileNotFoundError(f"--input_dir {input_dir}: no such folder")
-  if not os.path.isdir(input_dir):
-    raise NotADirectoryError(f"--input_dir {input_dir}: not a folder")
-  params = dict(params if params is not None else operator_params(operator))
-  out_dir = os.path.join(output_dir, operator)
-  os.makedirs(out_dir, exist_ok=True)
-  _check_params(out_dir, operator, params)
-
-  failed: List[str] = []
-  tasks, seen, skipped = [], {}, 0
-  paths = images.list_images([input_dir])
-  for path in paths:
-    name = os.path.splitext(os.path.basename(path))[0]
-    if name in seen:  # a.jpg and a.png would write the same target.
-      failed.append(f"{path}: same name as {seen[name]}")
-      continue
-    seen[name] = path
-    out_path = os.path.join(out_dir, name + ".png")
-    if os.path.exists(out_path):
-      skipped += 1
-      continue
-    tasks.append((path, out_path, operator, params, max_side))
-  log(f"prep-targets: {len(paths)} images in {input_dir}, {skipped} already "
-      f"done, {len(tasks)} to write with {operator} {params}")
-
-  bar = tqdm.tqdm(total=len(tasks), unit="img", disable=not progress,
+  plan = plan_targets(input_dir, output_dir, operator, max_side, params)
+  log_plan(plan, log)
+  bar = tqdm.tqdm(total=len(plan.tasks), unit="img", disable=not progress,
                   file=sys.stderr)
-  if workers > 1 and len(tasks) > 1:
+  results = []
+  if workers > 1 and len(plan.tasks) > 1:
     context = multiprocessing.get_context("spawn")
-    with context.Pool(min(workers, len(tasks))) as pool:
-      results = []
-      for result in pool.imap_unordered(_process, tasks):
+    with context.Pool(min(workers, len(plan.tasks))) as pool:
+      for result in pool.imap_unordered(process_image, plan.tasks):
         results.append(result)
         bar.update(1)
   else:
-    results = []
-    for task in tasks:
-      results.append(_process(task))
+    for task in plan.tasks:
+      results.append(process_image(task))
       bar.update(1)
   bar.close()
-  failed += [error for _, error in results if error]  # names the path
-  written = sum(1 for _, error in results if error is None)
-  log(f"prep-targets: wrote {written}, skipped {skipped} done, "
-      f"{len(failed)} unreadable")
-  for line in sorted(failed):
-    log(f"  skipped unreadable: {line}")
-  return {"total": len(paths), "written": written, "skipped": skipped,
-          "failed": len(failed), "failed_files": sorted(failed)}
+  return summarize(plan, results, log)
