@@ -7,8 +7,11 @@ import data_prep
 from data_prep import airlight
 from nima_enhance.data import images
 
-GREY_WHITE = (0.8, 0.82, 0.85)
-BLUISH = (0.75, 0.85, 0.95)
+GREY_WHITE = (0.8, 0.82, 0.85)  # Below the white cup: ~20% of pixels exceed it.
+BLUISH = (0.75, 0.85, 0.95)      # Below the cup in red and green (~34%).
+ABOVE_ALL = (0.97, 0.97, 0.97)   # Brighter than every scene pixel.
+YELLOW = (0.9, 0.78, 0.55)       # Coloured air-lights (dust, sunset).
+REDDISH = (0.85, 0.6, 0.5)
 
 
 def _hazy(air, stride=4, exposure=1.0, beta=2.5):
@@ -34,15 +37,18 @@ def test_palette_counts_every_pixel():
   assert colours.min() >= 0.0 and colours.max() <= 1.0
 
 
-# The method assumes the air-light is brighter than the haze-lines' colours.
-# The coffee photo's white cup and saucer (t ~ 1) exceed a bluish air-light in
-# red and green, so for that one the clear scene is exposed at 0.85 (about 10%
-# of the pixels still exceed A in some channel; 20% for the grey-white one).
-@pytest.mark.parametrize("stride", [4, 2])  # 125 x 186 and 250 x 372
-@pytest.mark.parametrize("air,exposure", [(GREY_WHITE, 1.0), (BLUISH, 0.85)])
-def test_estimate_close_to_truth(air, exposure, stride):
+# Every kind at full exposure: A darker than the brightest scene pixels in
+# some channel (grey-white, bluish, reddish), brighter than all of them, and
+# strongly coloured. Synthetic haze with a known depth (the motorcycle's).
+@pytest.mark.parametrize("air,stride", [
+    (GREY_WHITE, 4), (GREY_WHITE, 2), (BLUISH, 4), (BLUISH, 2),
+    (ABOVE_ALL, 4), (YELLOW, 4), (REDDISH, 4)])
+def test_estimate_close_to_truth(air, stride):  # 125 x 186 or 250 x 372
   truth = np.asarray(air)
-  estimate = data_prep.estimate_airlight(_hazy(truth, stride, exposure))
+  hazy = _hazy(truth, stride)
+  if air in (GREY_WHITE, BLUISH, REDDISH):  # The case the test is about.
+    assert (hazy.reshape(-1, 3) > truth).any(axis=1).mean() > 0.1
+  estimate = data_prep.estimate_airlight(hazy)
   assert estimate.shape == (3,) and estimate.dtype == np.float32
   assert np.abs(estimate - truth).max() <= 0.05
 
