@@ -2,10 +2,12 @@
 
   nima-score --model_dir M photo.jpg more_photos/ [--output scores.csv]
   nima-score --saved_model E/1700000000 photos/ --output scores.csv
+  nima-score --tflite T/1700000000/model.tflite photos/ --output scores.csv
 """
 
 import csv
 import io
+import os
 import sys
 
 from absl import flags
@@ -16,9 +18,15 @@ from nima_enhance.bin import common
 flags.DEFINE_string("model_dir", None, "Model dir written by nima-train.")
 flags.DEFINE_string("saved_model", None, "A SavedModel written by nima-export "
                     "(instead of --model_dir).")
+flags.DEFINE_string("tflite", None, "A .tflite scorer written by nima-export "
+                    "--format tflite (its folder or export base also work); "
+                    "same reading and resize as --model_dir.")
+flags.DEFINE_integer("tflite_threads", None, "TFLite interpreter threads "
+                     "(default: the interpreter's).")
 flags.DEFINE_string("output", None, "CSV file (default: standard output).")
-flags.DEFINE_integer("batch_size", 32, "Images per batch.")
+flags.DEFINE_integer("batch_size", 32, "Images per batch.", lower_bound=1)
 common.define_gin_flags()
+common.define_max_pixels_flag()
 FLAGS = flags.FLAGS
 
 HEADER = ["path", "mean", "std"] + [f"p{i}" for i in range(1, 11)]
@@ -28,15 +36,32 @@ def main(argv):
   from nima_enhance import config  # pylint: disable=g-import-not-at-top
   from nima_enhance import scoring  # pylint: disable=g-import-not-at-top
   from nima_enhance.data import images  # pylint: disable=g-import-not-at-top
-  if bool(FLAGS.model_dir) == bool(FLAGS.saved_model):
-    raise common.UsageError("give exactly one of --model_dir or --saved_model")
-  paths = images.list_images(argv[1:])
+  if sum(bool(v) for v in (FLAGS.model_dir, FLAGS.saved_model,
+                            FLAGS.tflite)) != 1:
+    raise common.UsageError("give exactly one of --model_dir, --saved_model "
+                            "or --tflite")
+  from nima_enhance.data import image_files  # pylint: disable=g-import-not-at-top
   if not argv[1:]:
     raise common.UsageError("no images or folders given")
+  for path in argv[1:]:
+    if not os.path.exists(path):
+      raise FileNotFoundError(f"{path}: no such file or folder")
+  scan = image_files.scan_inputs(argv[1:])
+  paths = scan.files
   if not paths:
-    raise common.UsageError(f"no images found in {' '.join(argv[1:])}")
+    raise common.nothing_processed(f"no image files in {' '.join(argv[1:])}"
+                                   f" ({len(scan.skipped)} other entries)")
+  if FLAGS.output:
+    common.check_output_file(FLAGS.output)  # before any scoring
   config.parse_gin(FLAGS.gin_file, FLAGS.gin_bindings)
-  if FLAGS.saved_model:
+  if FLAGS.tflite:
+    from nima_enhance.serving import tflite  # pylint: disable=g-import-not-at-top
+    try:
+      scored = tflite.score_files_with_tflite(
+          FLAGS.tflite, paths, FLAGS.batch_size, FLAGS.tflite_threads)
+    except tflite.TfliteError as err:
+      raise common.UsageError(str(err)) from None
+  elif FLAGS.saved_model:
     from nima_enhance.serving import export  # pylint: disable=g-import-not-at-top
     scored = export.score_files_with_saved_model(FLAGS.saved_model, paths,
                                                  FLAGS.batch_size)
@@ -46,7 +71,9 @@ def main(argv):
   buffer = io.StringIO()
   writer = csv.writer(buffer)
   writer.writerow(HEADER)
-  good = skipped = 0
+  good, skipped = 0, len(scan.skipped)
+  for path, reason in scan.skipped.items():
+    logging.warning("skipped %s: %s", path, reason)
   for item in scored:
     if item.error:
       skipped += 1
@@ -55,12 +82,16 @@ def main(argv):
     good += 1
     writer.writerow([item.path, f"{item.mean:.4f}", f"{item.std:.4f}"]
                     + [f"{p:.6f}" for p in item.distribution])
+  if not good:
+    raise common.nothing_processed(f"all {skipped} inputs skipped (reasons "
+                                   "in the warnings above)")
   if FLAGS.output:
     images.atomic_write_bytes(FLAGS.output, buffer.getvalue().encode("utf-8"))
   else:
     sys.stdout.write(buffer.getvalue())
   print(f"nima-score: scored {good} images, skipped {skipped}"
         + (f", wrote {FLAGS.output}" if FLAGS.output else ""), file=sys.stderr)
+  common.note_skipped(skipped, "the warnings above")
 
 
 def run():

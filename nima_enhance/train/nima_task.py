@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+import os
 from typing import Dict, List, Optional
 
 import gin
 import keras
+import numpy as np
 import tensorflow as tf
 
 from nima_enhance import losses
@@ -15,6 +17,8 @@ from nima_enhance.models import nima as nima_lib
 from nima_enhance.train.task import OptimizerSpec, Task
 
 HEAD_LAYER = nima_lib.HEAD_NAME
+# Training images named in model_spec.json (see NimaTask.model_spec).
+TRAINING_IMAGES_RECORDED = 256
 
 
 @gin.configurable
@@ -98,8 +102,18 @@ class NimaTask(Task):
         losses.emd(distribution, predicted, r=1))}
 
   def model_spec(self) -> Dict[str, object]:
-    return {"task": "nima", "preprocessing": self.preprocessing,
+    spec = {"task": "nima", "preprocessing": self.preprocessing,
             "build_nima": _build_nima_args()}
+    if self.ava_dir is not None and self.ratings is not None:
+      # Calibration images for int8 TFLite export (nima-export --quantize
+      # int8): a fixed, seeded sample of the training split.
+      ids = sorted(self.ratings.image_ids)
+      picked = np.random.RandomState(0).permutation(len(ids))[
+          :TRAINING_IMAGES_RECORDED]
+      spec["training_images"] = {
+          "ava_dir": os.path.abspath(self.ava_dir),
+          "image_ids": [ids[i] for i in sorted(picked)]}
+    return spec
 
 
 class NimaTfdsTask(NimaTask):

@@ -1,0 +1,539 @@
+"""TFLite export of the NIMA scorer and the CAN enhancer, and their runner.
+
+`export_tflite` restores the latest checkpoint of a model dir and writes
+`<export_dir>/<version>/model.tflite` plus `tflite_metadata.json` beside it
+(the input contract and the agreement measured at export), versioned and
+written atomically like the SavedModel export (`export.export_model`).
+
+Scorer file (signature "serving_default"):
+  pixels [1, H, W, 3] at the network's fixed input size (model_spec.json's
+  `image_size`), RGB, already decoded and resized as in evaluation
+  (`scoring.eval_pixels_tf`):
+    --quantize none / float16: float32 in [0, 255];
+    --quantize int8: uint8 in [0, 255] (quantization scale 1, zero point 0:
+      the calibration includes a 0..255 ramp so the pixel grid maps 1:1).
+  -> distribution float32 [1, 10], mean float32 [1], std float32 [1]
+  (int8 runs every op in integers and dequantizes the outputs).
+
+Enhancer file: images float32 [1, H, W, 3] in [0, 1] at the `--input_size`
+fixed at export -> images float32 [1, H, W, 3] clipped to [0, 1]; none or
+float16 only (the CAN's adaptive normalization and residual-free dilated
+stack are not calibrated for int8 here).
+
+float16 stores the weights as float16 (half the file); the CPU interpreter
+dequantizes them once at load and computes in float32.
+
+Interpreter: `tf.lite.Interpreter` from the installed TensorFlow (2.21),
+which warns that it moves to the `ai-edge-litert` package; the warning is
+silenced here and the files are plain TFLite flatbuffers, which
+`ai_edge_litert.interpreter.Interpreter` runs unchanged (docs/serving.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from nima_enhance import metrics
+from nima_enhance import scoring
+from nima_enhance.data import ava
+from nima_enhance.data import images
+from nima_enhance.serving import export
+
+QUANTIZATIONS = ("none", "float16", "int8")
+MODEL_FILE = "model.tflite"
+METADATA_FILE = "tflite_metadata.json"
+SIGNATURE = "serving_default"
+# Calibration images for int8 and held-out images for the agreement check.
+NUM_CALIBRATION = 64
+NUM_AGREEMENT = 32
+_SCORER_OUTPUTS = ("distribution", "mean", "std")
+
+
+class TfliteError(ValueError):
+  """A TFLite file or export request that cannot be used as asked."""
+
+
+# ---------------------------------------------------------------------------
+# Conversion
+
+
+def _frozen(fn, spec: tf.TensorSpec, names: Sequence[str]):
+  """A concrete function with the weights as constants and named outputs.
+
+  Keras 3 layers capture their variables as resource handles that
+  TFLiteConverter cannot freeze (the file would hold READ_VARIABLE ops on
+  uninitialised variables), so the graph is frozen first; the wrapper restores
+  the output names that freezing drops.
+  """
+  # Private TF module: the only freezing of a concrete function TF offers.
+  from tensorflow.python.framework import convert_to_constants  # pylint: disable=g-import-not-at-top
+  frozen = convert_to_constants.convert_variables_to_constants_v2(
+      tf.function(fn, input_signature=[spec]).get_concrete_function())
+
+  @tf.function(input_signature=[spec])
+  def named(x):
+    return dict(zip(names, frozen(x)))
+
+  holder = tf.Module()
+  holder.frozen = frozen
+  return named.get_concrete_function(), holder
+
+
+def convert(fn, spec: tf.TensorSpec, names: Sequence[str], quantize: str,
+            representative: Optional[Iterator[np.ndarray]] = None) -> bytes:
+  """Converts fn (one [1, ...] float32 input -> tuple of outputs) to TFLite.
+
+  Args:
+    fn: python callable building the graph; returns a tuple in `names` order.
+    spec: its fixed input spec (batch 1).
+    names: output names of the signature.
+    quantize: "none", "float16" or "int8" (full-integer, uint8 input).
+    representative: for int8, an iterable of float32 [1, ...] inputs.
+
+  Returns:
+    the .tflite flatbuffer.
+
+  Raises:
+    TfliteError: an op without an int8 kernel, or int8 without calibration.
+  """
+  if quantize not in QUANTIZATIONS:
+    raise TfliteError(f"quantize must be one of {', '.join(QUANTIZATIONS)}, "
+                      f"got {quantize!r}")
+  concrete, holder = _frozen(fn, spec, names)
+  converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete],
+                                                              holder)
+  if quantize == "float16":
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_types = [tf.float16]
+  elif quantize == "int8":
+    if representative is None:
+      raise TfliteError("int8 needs a representative dataset")
+    samples = list(representative)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([s] for s in samples)
+    converter.target_spec.supported_ops = [
+        tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.uint8
+    # Outputs stay float32: the scores are read as floats on the host anyway.
+  try:
+    return converter.convert()
+  except Exception as err:  # pylint: disable=broad-except
+    first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    raise TfliteError(f"TFLite conversion ({quantize}) failed: "
+                      f"{first[:300]}") from None
+
+
+def input_ramp(height: int, width: int) -> np.ndarray:
+  """[1, h, w, 3] float32 pixels covering 0..255 exactly (calibration pin).
+
+  Added to the int8 calibration so the input range is exactly [0, 255]: the
+  uint8 input then has scale 1 and zero point 0 and takes pixels as they are.
+  """
+  ramp = np.linspace(0.0, 255.0, height * width, dtype=np.float32)
+  ramp = np.round(ramp).reshape(height, width)
+  return np.repeat(ramp[None, :, :, None], 3, axis=-1)
+
+
+# ---------------------------------------------------------------------------
+# Running
+
+
+def _interpreter(model_path: str, num_threads: Optional[int]):
+  with warnings.catch_warnings():
+    # tf.lite.Interpreter's deprecation notice (see the module docstring).
+    warnings.simplefilter("ignore", UserWarning)
+    try:
+      interpreter = tf.lite.Interpreter(model_path=model_path,
+                                        num_threads=num_threads)
+    except ValueError as err:
+      first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+      raise TfliteError(f"{model_path}: not a TFLite model ({first[:200]})"
+                       ) from None
+  if SIGNATURE not in interpreter.get_signature_list():
+    raise TfliteError(f"{model_path}: no {SIGNATURE!r} signature; not "
+                      "written by nima-export --format tflite?")
+  return interpreter
+
+
+class TfliteModel:
+  """One .tflite file from export_tflite and its metadata; batch-1 runner."""
+
+  def __init__(self, model_path: str, metadata: Dict[str, object],
+               num_threads: Optional[int] = None):
+    self.path = model_path
+    self.metadata = metadata
+    self._interpreter = _interpreter(model_path, num_threads)
+    self._runner = self._interpreter.get_signature_runner(SIGNATURE)
+    (self._input_name, detail), = self._runner.get_input_details().items()
+    self._input_dtype = detail["dtype"]
+    self._input_shape = tuple(int(d) for d in detail["shape"])
+    self._scale, self._zero_point = detail["quantization"]
+
+  @property
+  def input_shape(self) -> Tuple[int, ...]:
+    return self._input_shape
+
+  def run(self, x: np.ndarray) -> Dict[str, np.ndarray]:
+    """Runs one input [1, ...] given as floats in the file's float range."""
+    x = np.asarray(x, np.float32)
+    if tuple(x.shape) != self._input_shape:
+      raise TfliteError(f"{self.path}: input must have shape "
+                        f"{list(self._input_shape)}, got {list(x.shape)}")
+    if self._input_dtype != np.float32:
+      info = np.iinfo(self._input_dtype)
+      x = np.clip(np.round(x / self._scale + self._zero_point),
+                  info.min, info.max).astype(self._input_dtype)
+    return self._runner(**{self._input_name: x})
+
+
+class TfliteScorer(TfliteModel):
+  """A scorer file, usable wherever scoring.score_files takes a NimaBundle."""
+
+  @property
+  def preprocessing(self) -> Dict[str, object]:
+    return self.metadata["preprocessing"]
+
+  def predict(self, pixels: tf.Tensor) -> tf.Tensor:
+    """[b, H, W, 3] float pixels in [0, 255] -> [b, 10], one image a call."""
+    pixels = np.asarray(pixels, np.float32)
+    rows = [self.run(p[None])["distribution"][0] for p in pixels]
+    return tf.constant(np.stack(rows) if rows else
+                       np.zeros([0, ava.NUM_BUCKETS], np.float32))
+
+
+class TfliteEnhancer(TfliteModel):
+  """An enhancer file: float [H, W, 3] in [0, 1] at its fixed size."""
+
+  def __call__(self, image: np.ndarray) -> np.ndarray:
+    return self.run(np.asarray(image, np.float32)[None])["images"][0]
+
+
+def resolve_tflite(path: str) -> str:
+  """A .tflite file, a version folder, or an export base (largest version)."""
+  if os.path.isfile(path):
+    return path
+  if os.path.isfile(os.path.join(path, MODEL_FILE)):
+    return os.path.join(path, MODEL_FILE)
+  if os.path.isdir(path):
+    versions = [int(n) for n in os.listdir(path) if n.isdigit() and
+                os.path.isfile(os.path.join(path, n, MODEL_FILE))]
+    if versions:
+      return os.path.join(path, str(max(versions)), MODEL_FILE)
+  raise FileNotFoundError(f"{path}: no TFLite model ({MODEL_FILE}) here or in "
+                          "an integer version folder below it")
+
+
+def read_metadata(model_path: str) -> Dict[str, object]:
+  """tflite_metadata.json beside a .tflite file (TfliteError if absent)."""
+  path = os.path.join(os.path.dirname(os.path.abspath(model_path)),
+                      METADATA_FILE)
+  if not os.path.isfile(path):
+    raise TfliteError(f"{model_path}: no {METADATA_FILE} beside it (the "
+                      "input contract nima-export --format tflite writes)")
+  with open(path, "r", encoding="utf-8") as f:
+    return json.load(f)
+
+
+def load_tflite(path: str, num_threads: Optional[int] = None) -> TfliteModel:
+  """Opens an exported .tflite (file, version folder or export base)."""
+  model_path = resolve_tflite(path)
+  metadata = read_metadata(model_path)
+  cls = {export.SCORER: TfliteScorer,
+         export.ENHANCER: TfliteEnhancer}.get(metadata.get("kind"))
+  if cls is None:
+    raise TfliteError(f"{model_path}: unknown kind {metadata.get('kind')!r} "
+                      f"in {METADATA_FILE}")
+  return cls(model_path, metadata, num_threads)
+
+
+def score_files_with_tflite(path: str, paths: Sequence[str],
+                            batch_size: int = 32,
+                            num_threads: Optional[int] = None
+                           ) -> Iterator[scoring.ScoredImage]:
+  """scoring.score_files with a scorer .tflite in place of the checkpoint.
+
+  Files are checked, read, decoded and resized exactly as for --model_dir
+  (the same function runs); only the network runs in the interpreter.
+  """
+  model = load_tflite(path, num_threads)
+  if not isinstance(model, TfliteScorer):
+    raise TfliteError(f"{model.path}: an enhancer, not a scorer")
+  return scoring.score_files(model, paths, batch_size)
+
+
+# ---------------------------------------------------------------------------
+# Export
+
+
+def recorded_training_images(spec: Dict[str, object]) -> List[str]:
+  """Existing files among the training images model_spec.json names."""
+  recorded = spec.get("training_images") or {}
+  ava_dir = recorded.get("ava_dir")
+  if not ava_dir:
+    return []
+  paths = [ava.image_path(ava_dir, i) for i in recorded.get("image_ids", [])]
+  return [p for p in paths if os.path.isfile(p)]
+
+
+def _image_sources(spec: Dict[str, object], model_dir: str,
+                   representative_dir: Optional[str], required: bool
+                  ) -> Tuple[List[str], Optional[str]]:
+  """(usable image paths in a seeded order, where they came from)."""
+  if representative_dir:
+    if not os.path.isdir(representative_dir):
+      raise TfliteError(f"--representative_dir {representative_dir}: not a "
+                        "folder")
+    paths, source = images.list_images([representative_dir]), representative_dir
+  else:
+    paths = recorded_training_images(spec)
+    source = f"{model_dir}/model_spec.json training_images" if paths else None
+  paths = sorted(p for p in paths
+                 if images.file_problem(p, graph_only=True) is None)
+  if required and not paths:
+    where = (f"in {representative_dir}" if representative_dir else
+             f"recorded in {model_dir}/model_spec.json (training_images)")
+    raise TfliteError(f"int8 needs calibration images: no usable image {where}"
+                      "; give --representative_dir with training images")
+  order = np.random.RandomState(0).permutation(len(paths))
+  return [paths[i] for i in order], source
+
+
+def _eval_pixels(paths: Sequence[str],
+                 preprocessing: Dict[str, object]) -> Iterator[np.ndarray]:
+  """[1, H, W, 3] float pixels in [0, 255], decoded as nima-score does."""
+  if not paths:
+    return
+  dataset = tf.data.Dataset.from_tensor_slices(list(paths)).map(
+      lambda p: scoring.eval_pixels_tf(ava.load_image_tf(p), preprocessing))
+  for pixels in dataset.ignore_errors():
+    yield pixels.numpy()[None]
+
+
+def scorer_agreement(reference, candidate, paths: Sequence[str]
+                    ) -> Optional[Dict[str, float]]:
+  """Mean/distribution agreement of two scorers over image files.
+
+  Args:
+    reference, candidate: NimaBundle-likes (preprocessing, predict).
+    paths: image files.
+
+  Returns:
+    {"images", "max_abs_mean_diff", "srcc_means",
+    "max_abs_distribution_diff"}, or None when no image could be scored.
+  """
+  ref = {s.path: s for s in scoring.score_files(reference, paths)
+         if s.error is None}
+  got = {s.path: s for s in scoring.score_files(candidate, paths)
+         if s.error is None}
+  common = [p for p in paths if p in ref and p in got]
+  if not common:
+    return None
+  ref_means = np.array([ref[p].mean for p in common])
+  got_means = np.array([got[p].mean for p in common])
+  dist_diff = max(float(np.abs(ref[p].distribution - got[p].distribution)
+                        .max()) for p in common)
+  srcc = metrics.srcc(ref_means, got_means) if len(common) > 2 else None
+  return {"images": len(common),
+          "max_abs_mean_diff": float(np.abs(ref_means - got_means).max()),
+          # None, not NaN (invalid JSON), when the means do not vary.
+          "srcc_means": (float(srcc) if srcc is not None and np.isfinite(srcc)
+                         else None),
+          "max_abs_distribution_diff": dist_diff}
+
+
+def _export_scorer(model_dir: str, spec: Dict[str, object], quantize: str,
+                   representative_dir: Optional[str], out_dir: str
+                  ) -> Dict[str, object]:
+  bundle = scoring.load_nima(model_dir)
+  preprocessing = bundle.preprocessing
+  height, width = (int(v) for v in preprocessing["image_size"])
+  model = bundle.model
+
+  def fn(pixels):
+    distribution = model(pixels, training=False)
+    return (distribution, metrics.mean_score(distribution),
+            metrics.std_score(distribution))
+
+  paths, source = _image_sources(spec, model_dir, representative_dir,
+                                 required=quantize == "int8")
+  calibration = paths[:NUM_CALIBRATION]
+  held_out = paths[NUM_CALIBRATION:NUM_CALIBRATION + NUM_AGREEMENT]
+  representative = None
+  if quantize == "int8":
+    representative = [input_ramp(height, width)] + list(
+        _eval_pixels(calibration, preprocessing))
+  content = convert(fn, tf.TensorSpec([1, height, width, 3], tf.float32,
+                                      name="pixels"),
+                    _SCORER_OUTPUTS, quantize, representative)
+  model_path = os.path.join(out_dir, MODEL_FILE)
+  with open(model_path, "wb") as f:
+    f.write(content)
+  candidate = TfliteScorer(model_path, {"preprocessing": preprocessing})
+  (_, detail), = candidate._runner.get_input_details().items()  # pylint: disable=protected-access
+  scale, zero_point = detail["quantization"]
+  pixel_dtype = np.dtype(detail["dtype"]).name
+  agreement_paths = held_out or calibration
+  agreement = scorer_agreement(bundle, candidate, agreement_paths)
+  return {
+      "preprocessing": preprocessing,
+      "input": {
+          "name": "pixels", "shape": [1, height, width, 3],
+          "dtype": pixel_dtype, "range": [0, 255], "color": "RGB",
+          "quantization": ({"scale": float(scale),
+                            "zero_point": int(zero_point)}
+                           if pixel_dtype != "float32" else None),
+          "resize": ("antialiased bilinear to image_size" if
+                     preprocessing["mode"] == "paper" else
+                     "antialiased bilinear to resize_size square, centre "
+                     "crop to image_size"),
+          "decode": "JPEG/PNG/GIF/BMP to RGB (gray repeated, alpha "
+                    "dropped) in [0, 1], times 255 after resizing"},
+      "outputs": {"distribution": "float32[1, 10] over scores 1..10",
+                  "mean": "float32[1]", "std": "float32[1]"},
+      "calibration": ({"images": len(calibration) + 1, "source": source,
+                       "plus": "one 0..255 ramp (pins the input range)"}
+                      if quantize == "int8" else None),
+      "agreement_with_checkpoint": (
+          dict(agreement, held_out=bool(held_out),
+               source=source) if agreement else None),
+  }
+
+
+def _check_image(representative_dir: Optional[str],
+                 size: Tuple[int, int]) -> Tuple[np.ndarray, str]:
+  """The enhancer check image: a real photo if given, else seeded texture."""
+  if representative_dir:
+    for path in sorted(images.list_images([representative_dir])):
+      try:
+        return images.resize(images.read_image(path), size), path
+      except images.ImageReadError:
+        continue
+  rng = np.random.RandomState(0)
+  coarse = rng.uniform(0.0, 1.0, (max(2, size[0] // 8), max(2, size[1] // 8),
+                                  3)).astype(np.float32)
+  fine = rng.uniform(-0.1, 0.1, (*size, 3)).astype(np.float32)
+  return np.clip(images.resize(coarse, size) + fine, 0.0, 1.0), "seeded noise"
+
+
+def _export_enhancer(model_dir: str, quantize: str,
+                     representative_dir: Optional[str],
+                     input_size: Optional[Tuple[int, int]], out_dir: str
+                    ) -> Dict[str, object]:
+  from nima_enhance import enhancement  # pylint: disable=g-import-not-at-top
+  if quantize == "int8":
+    raise TfliteError("the enhancer exports with --quantize none or float16 "
+                      "(no int8)")
+  if input_size is None:
+    raise TfliteError("the enhancer's TFLite file has a fixed size: give "
+                      "--input_size HxW")
+  height, width = (int(v) for v in input_size)
+  if height < 1 or width < 1:
+    raise TfliteError(f"--input_size must be positive, got {height}x{width}")
+  bundle = enhancement.load_enhancer(model_dir, jit_compile=False)
+  # The SavedModel's own `enhance` graph, so the file is checked against it.
+  # tile_size=0: the one-piece graph (a fixed-size TFLite input needs no
+  # band schedule).
+  module = export.make_enhancer_module(bundle.model, tile_size=0)
+
+  def fn(images01):
+    return (module.enhance(images01)["images"],)
+
+  content = convert(fn, tf.TensorSpec([1, height, width, 3], tf.float32,
+                                      name="images"), ("images",), quantize)
+  model_path = os.path.join(out_dir, MODEL_FILE)
+  with open(model_path, "wb") as f:
+    f.write(content)
+  image, source = _check_image(representative_dir, (height, width))
+  reference = module.enhance(tf.constant(image[None]))["images"][0].numpy()
+  got = TfliteEnhancer(model_path, {})(image)
+  return {
+      "input": {"name": "images", "shape": [1, height, width, 3],
+                "dtype": "float32", "range": [0, 1], "color": "RGB",
+                "quantization": None},
+      "outputs": {"images": "float32[1, H, W, 3] in [0, 1] (clipped)"},
+      "agreement_with_saved_model": {
+          "image": source,
+          "max_abs_diff": float(np.abs(got - reference).max())},
+  }
+
+
+def export_tflite(model_dir: str, export_dir: str, kind: Optional[str] = None,
+                  quantize: str = "none",
+                  representative_dir: Optional[str] = None,
+                  input_size: Optional[Tuple[int, int]] = None,
+                  version: Optional[int] = None) -> str:
+  """Exports the latest checkpoint of model_dir as a versioned .tflite.
+
+  Writes `export_dir/<version>/model.tflite` and `tflite_metadata.json` in a
+  hidden temporary folder renamed into place when complete.
+
+  Args:
+    model_dir: a nima-train (scorer) or enhance-train (enhancer) model dir.
+    export_dir: base folder of the versions.
+    kind: "scorer" or "enhancer"; None takes it from model_spec.json.
+    quantize: "none", "float16" or "int8" (scorer only).
+    representative_dir: images for int8 calibration and the agreement check;
+      default: the training images model_spec.json records, if present.
+    input_size: (height, width) of the enhancer's fixed input (required for
+      the enhancer; the scorer takes model_spec.json's image_size).
+    version: integer version folder; default: current time in seconds.
+
+  Returns:
+    the path of the written model.tflite.
+
+  Raises:
+    TfliteError, export.ExportError: the request does not fit the model dir.
+    FileNotFoundError: no model_spec.json or no checkpoint.
+  """
+  if quantize not in QUANTIZATIONS:
+    raise TfliteError(f"quantize must be one of {', '.join(QUANTIZATIONS)}, "
+                      f"got {quantize!r}")
+  spec = export._read_spec(model_dir)  # pylint: disable=protected-access
+  kind = export._kind_of(spec, model_dir, kind)  # pylint: disable=protected-access
+  if kind == export.SCORER and input_size is not None:
+    raise TfliteError("--input_size is for the enhancer; the scorer's size "
+                      "is the image_size it was trained with")
+  os.makedirs(export_dir, exist_ok=True)
+  tmp_dir = tempfile.mkdtemp(prefix=".tmp-tflite-", dir=export_dir)
+  try:
+    if kind == export.SCORER:
+      details = _export_scorer(model_dir, spec, quantize, representative_dir,
+                               tmp_dir)
+      checkpoint = tf.train.latest_checkpoint(model_dir)
+    else:
+      details = _export_enhancer(model_dir, quantize, representative_dir,
+                                 input_size, tmp_dir)
+      checkpoint = tf.train.latest_checkpoint(model_dir)
+    metadata = {
+        "kind": kind, "format": "tflite", "quantize": quantize,
+        "model_file": MODEL_FILE, "signature": SIGNATURE,
+        "size_bytes": os.path.getsize(os.path.join(tmp_dir, MODEL_FILE)),
+        **details,
+        "training_step": export._training_step(checkpoint),  # pylint: disable=protected-access
+        "source_checkpoint": os.path.abspath(checkpoint),
+        "source_model_dir": os.path.abspath(model_dir),
+        "tensorflow_version": tf.__version__}
+    with open(os.path.join(tmp_dir, METADATA_FILE), "w",
+              encoding="utf-8") as f:
+      json.dump(metadata, f, indent=2, sort_keys=True)
+      f.write("\n")
+    final = os.path.join(export_dir, str(
+        export._free_version(export_dir, version)))  # pylint: disable=protected-access
+    os.rename(tmp_dir, final)
+  except BaseException:
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+    raise
+  return os.path.join(final, MODEL_FILE)
+
+
+__all__ = ["export_tflite", "convert", "load_tflite", "score_files_with_tflite",
+           "scorer_agreement", "TfliteModel", "TfliteScorer", "TfliteEnhancer",
+           "TfliteError", "QUANTIZATIONS", "read_metadata", "resolve_tflite"]
