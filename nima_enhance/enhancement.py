@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from nima_enhance import model_dir as model_dir_lib
 from nima_enhance.data import fivek
+from nima_enhance.data import image_files
 from nima_enhance.data import images
 from nima_enhance.models import can
 
@@ -141,7 +142,8 @@ def train_enhancer(data_dir: str, target: str, model_dir: str,
   from nima_enhance.train import enhancer_task  # pylint: disable=g-import-not-at-top
   from nima_enhance.train import loop  # pylint: disable=g-import-not-at-top
   os.makedirs(model_dir, exist_ok=True)
-  pairs, report = fivek.find_pairs(data_dir, target, "train", split_file)
+  pairs, report = fivek.find_pairs(data_dir, target, "train", split_file,
+                                   cache_dir=model_dir)
   write_skipped(report, model_dir, "train")
   task = enhancer_task.EnhancerTask(data_dir, target,
                                     nima_model_dir=nima_model_dir,
@@ -254,14 +256,22 @@ def enhance_files(enhancer: EnhancerBundle, paths: Sequence[str],
                  ) -> Dict[str, object]:
   """Enhances files at full size into output_dir/<stem>.<png|jpg>.
 
+  Inputs whose stems collide keep their extension in the output name
+  (a.png -> a.png.png, a.tif -> a.tif.png; `image_files.output_names`).
+
   Returns:
     {"written": [paths], "skipped": {path: reason}}.
+
+  Raises:
+    ValueError: output_dir holds an input (outputs never replace inputs).
   """
   ext = {"png": "png", "jpeg": "jpg", "jpg": "jpg"}.get(fmt.lower())
   if ext is None:
     raise ValueError(f"format must be png or jpeg, got {fmt!r}")
   if ext == "jpg" and bit_depth != 8:
     raise ValueError("JPEG output is 8-bit only (use --format png for 16)")
+  image_files.refuse_overwrite(paths, output_dir)
+  names = image_files.output_names(paths, ext)
   written, skipped = [], {}
   for path in paths:
     try:
@@ -270,8 +280,7 @@ def enhance_files(enhancer: EnhancerBundle, paths: Sequence[str],
       logging.warning("skipped %s", err)
       skipped[path] = str(err)
       continue
-    stem = os.path.splitext(os.path.basename(path))[0]
-    out_path = os.path.join(output_dir, f"{stem}.{ext}")
+    out_path = os.path.join(output_dir, names[path])
     images.write_image(out_path, enhancer(image), bit_depth=bit_depth)
     written.append(out_path)
     logging.info("%s -> %s", path, out_path)

@@ -1,7 +1,10 @@
 """Shared plumbing for the thin absl binaries: common flags, clean failures.
 
 Every binary ends bad input (bad flags, bad gin, missing data) with one line on
-stderr and exit code 2, never a traceback.
+stderr and exit code 2, never a traceback. Exit codes, the same for every
+binary (README "Input images"): 0 every input was processed; 1 some inputs
+were skipped (the summary line says how many and where the list is); 2 a
+usage error, or nothing could be processed.
 """
 
 from __future__ import annotations
@@ -20,12 +23,60 @@ class UsageError(Exception):
   """Bad user input; printed as one line and exit code 2."""
 
 
-# Errors raised by library code for bad input that should end a binary cleanly.
-def _user_error_types():
-  from nima_enhance import config  # pylint: disable=g-import-not-at-top
-  from nima_enhance.data import images  # pylint: disable=g-import-not-at-top
-  return (UsageError, config.ConfigError, images.ImageReadError,
-          FileNotFoundError, NotADirectoryError)
+# Errors that end a binary with one line and exit code 2. Library code raises
+# a ValueError subclass per domain for bad input (ConfigError, AvaFormatError,
+# ExportError, ImageReadError, ...), and gin re-raises a configurable's error
+# with the binding's name, so ValueError covers bad gin values as well.
+_USER_ERRORS = (UsageError, ValueError, FileNotFoundError, NotADirectoryError,
+                IsADirectoryError, PermissionError)
+
+# Inputs skipped by this run (note_skipped); non-zero makes the exit code 1.
+_skipped = {"count": 0, "where": []}
+
+
+def note_skipped(count: int, where: str = "") -> None:
+  """Records skipped inputs: the binary then exits 1 (after finishing)."""
+  if count:
+    _skipped["count"] += int(count)
+    if where:
+      _skipped["where"].append(where)
+
+
+def nothing_processed(what: str) -> UsageError:
+  """The error for a run where no input could be processed (exit 2)."""
+  return UsageError(f"nothing processed: {what}")
+
+
+def define_max_pixels_flag() -> None:
+  """--max_pixels: the reading contract's pixel limit (header, pre-decode)."""
+  flags.DEFINE_integer("max_pixels", 200_000_000, "Images with more pixels "
+                       "(width x height, read from the header) are skipped "
+                       "unread.", lower_bound=1)
+
+
+def check_output_dir(path: str, flag: str = "output_dir") -> None:
+  """Creates --<flag> if needed and proves it writable, before any work."""
+  from nima_enhance.data import image_files  # pylint: disable=g-import-not-at-top
+  image_files.check_writable_dir(path, f"--{flag}")
+
+
+def check_output_file(path: str, flag: str = "output") -> None:
+  """Proves --<flag> writable (its folder is created), before any work."""
+  from nima_enhance.data import image_files  # pylint: disable=g-import-not-at-top
+  image_files.check_writable_file(path, f"--{flag}")
+
+
+def one_line(err: BaseException) -> str:
+  """An error as one line; gin's "In call to configurable" note is kept."""
+  lines = [l.strip() for l in str(err).strip().splitlines() if l.strip()]
+  if not lines:
+    return type(err).__name__
+  text = lines[0]
+  for line in lines[1:]:
+    if line.startswith("In call to configurable"):
+      text += f" ({line.split(' (<', 1)[0].replace('In call to', 'in')})"
+      break
+  return text
 
 
 def define_gin_flags() -> None:
@@ -108,10 +159,27 @@ def run_main(main: Callable[[list[str]], None]) -> None:
   def _wrapped(argv):
     logging.set_verbosity(logging.INFO)
     try:
+      if "max_pixels" in flags.FLAGS:
+        from nima_enhance.data import image_files  # pylint: disable=g-import-not-at-top
+        image_files.set_max_pixels(flags.FLAGS.max_pixels)
       main(argv)
-    except _user_error_types() as err:
-      fail(str(err).strip().splitlines()[0] if str(err).strip() else
-           type(err).__name__)
+    except _USER_ERRORS as err:
+      if os.environ.get("NIMA_ENHANCE_TRACEBACK"):
+        raise
+      fail(one_line(err))
+    except TypeError as err:
+      # A bad gin value (train_loop.num_steps="five") fails inside the
+      # configurable; gin names the binding in the message.
+      if "configurable" not in str(err):
+        raise
+      fail(one_line(err))
+    if _skipped["count"]:
+      where = "; list in " + ", ".join(_skipped["where"]) if _skipped[
+          "where"] else ""
+      sys.stderr.write(f"{os.path.basename(sys.argv[0])}: "
+                       f"{_skipped['count']} input(s) skipped{where} "
+                       "(exit code 1)\n")
+      sys.exit(1)
 
   try:
     # Parse first so bad flags end in one line; app.run gets the positionals.
@@ -182,3 +250,4 @@ def report_skipped(report, model_dir: str, split: str) -> None:
     images.atomic_write_bytes(path, lines.encode("utf-8"))
     logging.warning("%d %s images skipped; full list in %s",
                     len(report.skipped), split, path)
+    note_skipped(len(report.skipped), path)

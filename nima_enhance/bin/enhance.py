@@ -9,6 +9,7 @@ Outputs are O/<name>.png (or .jpg), written atomically.
 import os
 
 from absl import flags
+from absl import logging
 
 from nima_enhance.bin import common
 
@@ -20,6 +21,7 @@ flags.DEFINE_enum("bit_depth", "8", ["8", "16"], "PNG bit depth (JPEG: 8).")
 flags.DEFINE_enum("format", "png", ["png", "jpeg"], "Output format.")
 flags.DEFINE_bool("jit_compile", True, "XLA-compile the CAN (faster; about a "
                   "second of compilation per new image size).")
+common.define_max_pixels_flag()
 flags.mark_flag_as_required("output_dir")
 FLAGS = flags.FLAGS
 
@@ -36,20 +38,31 @@ def main(argv):
     if not os.path.exists(path):
       raise FileNotFoundError(f"{path}: no such file or folder")
   from nima_enhance import enhancement  # pylint: disable=g-import-not-at-top
-  from nima_enhance.data import images  # pylint: disable=g-import-not-at-top
+  from nima_enhance.data import image_files  # pylint: disable=g-import-not-at-top
+  scan = image_files.scan_inputs(inputs)
+  if not scan.files:
+    raise common.nothing_processed(f"no image files in {' '.join(inputs)} "
+                                   f"({len(scan.skipped)} other entries)")
+  # Before loading the model: never beside the inputs, and writable.
+  image_files.refuse_overwrite(scan.files, FLAGS.output_dir)
+  common.check_output_dir(FLAGS.output_dir)
   if FLAGS.saved_model:
     enhancer = _saved_model_enhancer(FLAGS.saved_model)
   else:
     enhancer = enhancement.load_enhancer(FLAGS.model_dir,
                                          jit_compile=FLAGS.jit_compile)
-  paths = images.list_images(inputs)
-  result = enhancement.enhance_files(enhancer, paths, FLAGS.output_dir,
+  for path, reason in scan.skipped.items():
+    logging.warning("skipped %s: %s", path, reason)
+  result = enhancement.enhance_files(enhancer, scan.files, FLAGS.output_dir,
                                      fmt=FLAGS.format,
                                      bit_depth=int(FLAGS.bit_depth))
+  skipped = len(scan.skipped) + len(result["skipped"])
   print(f"enhance: wrote {len(result['written'])} images to "
-        f"{FLAGS.output_dir}, skipped {len(result['skipped'])}")
+        f"{FLAGS.output_dir}, skipped {skipped}")
   if not result["written"]:
-    raise common.UsageError("no readable images among the inputs")
+    raise common.nothing_processed(f"all {skipped} inputs skipped (reasons "
+                                   "in the warnings above)")
+  common.note_skipped(skipped, "the warnings above")
 
 
 def _saved_model_enhancer(path):

@@ -6,7 +6,7 @@ the FiveK pair check:
 
 - `scan_inputs`: files named on the command line are read whatever their
   extension (by content); folders are scanned (not recursively, sorted) for
-  the extensions in `images.IMAGE_EXTENSIONS`; everything else in a folder
+  the extensions in `IMAGE_EXTENSIONS`; everything else in a folder
   (other extensions, sub-folders) is listed as skipped with its reason.
   Hidden entries (".name", e.g. our own temporary files) are ignored.
 - `output_names`: one output per input, named by the input's stem; inputs
@@ -26,7 +26,28 @@ import json
 import os
 from typing import Callable, Dict, List, Optional, Sequence
 
-from nima_enhance.data import images
+# What folder scans take (case-insensitive); a file named on the command line
+# is read whatever its name, by its content.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".png", ".gif", ".bmp", ".webp",
+                    ".tif", ".tiff")
+# Pixels (height * width) above which a file is refused from its header,
+# before any decoder allocates memory: 200 MP is above every consumer camera
+# (the largest phone sensors give 200 MP) and a float32 RGB copy of it is
+# 2.4 GB. Binaries change it with --max_pixels, exports with max_pixels.
+DEFAULT_MAX_PIXELS = 200_000_000
+_limit = {"max_pixels": DEFAULT_MAX_PIXELS}
+
+
+def set_max_pixels(max_pixels: int) -> None:
+  """Sets the process-wide pixel limit (binaries: from --max_pixels)."""
+  if int(max_pixels) < 1:
+    raise ValueError(f"max_pixels must be >= 1, got {max_pixels}")
+  _limit["max_pixels"] = int(max_pixels)
+
+
+def get_max_pixels() -> int:
+  """The process-wide pixel limit (DEFAULT_MAX_PIXELS unless set)."""
+  return _limit["max_pixels"]
 
 
 @dataclasses.dataclass
@@ -53,12 +74,12 @@ def scan_inputs(paths: Sequence[str]) -> Scan:
       full = os.path.join(path, name)
       if os.path.isdir(full):
         skipped[full] = "is a folder (folders are not scanned recursively)"
-      elif name.lower().endswith(images.IMAGE_EXTENSIONS):
+      elif name.lower().endswith(IMAGE_EXTENSIONS):
         files.append(full)
       else:
         ext = os.path.splitext(name)[1] or "(none)"
         skipped[full] = f"not an image extension ({ext}; reads " + ", ".join(
-            e.lstrip(".") for e in images.IMAGE_EXTENSIONS) + ")"
+            e.lstrip(".") for e in IMAGE_EXTENSIONS) + ")"
   return Scan(files, skipped)
 
 
@@ -124,6 +145,7 @@ def check_writable_file(path: str, flag: str) -> None:
 
 
 def _verdict(path: str, max_pixels: Optional[int]) -> Optional[str]:
+  from nima_enhance.data import images  # pylint: disable=g-import-not-at-top
   try:
     images.read_image(path, max_pixels=max_pixels)
   except images.ImageReadError as err:
@@ -146,11 +168,12 @@ def check_files(paths: Sequence[str], cache_file: Optional[str] = None,
     cache_file: manifest path; None disables caching.
     num_threads: decoding threads (JPEG decodes are serialised while libjpeg's
       warnings are captured; the others run in parallel).
-    max_pixels: pixel limit (default: images.get_max_pixels()).
+    max_pixels: pixel limit (default: get_max_pixels()).
     check: the per-file check (default: images.read_image's verdict).
     log: progress messages.
   """
-  limit = max_pixels or images.get_max_pixels()
+  from nima_enhance.data import images  # pylint: disable=g-import-not-at-top
+  limit = max_pixels or get_max_pixels()
   check = check or (lambda p: _verdict(p, limit))
   cached: Dict[str, list] = {}
   if cache_file and os.path.isfile(cache_file):

@@ -27,16 +27,12 @@ from nima_enhance.data import image_headers
 from nima_enhance.data.image_headers import GRAPH_FORMATS  # pylint: disable=unused-import
 from nima_enhance.data.image_headers import sniff_format  # pylint: disable=unused-import
 
-# What folder scans take (case-insensitive); a file named on the command line
-# is read whatever its name, by its content.
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".png", ".gif", ".bmp", ".webp",
-                    ".tif", ".tiff")
-# Pixels (height * width) above which a file is refused from its header,
-# before any decoder allocates memory: 200 MP is above every consumer camera
-# (the largest phone sensors give 200 MP) and a float32 RGB copy of it is
-# 2.4 GB. Binaries change it with --max_pixels, exports with max_pixels.
-DEFAULT_MAX_PIXELS = 200_000_000
-_max_pixels = DEFAULT_MAX_PIXELS
+# Folder-scan extensions and the pixel limit live in image_files (no
+# TensorFlow import, so binaries check their arguments in a second).
+from nima_enhance.data.image_files import DEFAULT_MAX_PIXELS  # pylint: disable=g-bad-import-order,unused-import
+from nima_enhance.data.image_files import get_max_pixels
+from nima_enhance.data.image_files import IMAGE_EXTENSIONS  # pylint: disable=unused-import
+from nima_enhance.data.image_files import set_max_pixels
 
 
 class ImageReadError(ValueError):
@@ -46,19 +42,6 @@ class ImageReadError(ValueError):
   """
 
 
-def set_max_pixels(max_pixels: int) -> None:
-  """Sets the process-wide pixel limit (binaries: from --max_pixels)."""
-  global _max_pixels
-  if int(max_pixels) < 1:
-    raise ValueError(f"max_pixels must be >= 1, got {max_pixels}")
-  _max_pixels = int(max_pixels)
-
-
-def get_max_pixels() -> int:
-  """The process-wide pixel limit (DEFAULT_MAX_PIXELS unless set)."""
-  return _max_pixels
-
-
 @contextlib.contextmanager
 def pixel_limit(max_pixels: Optional[int]):
   """Temporarily sets the process-wide pixel limit (None: unchanged).
@@ -66,14 +49,13 @@ def pixel_limit(max_pixels: Optional[int]):
   Graph functions read the limit when traced: nima-export traces its
   signatures inside this block to bake the export's limit into them.
   """
-  global _max_pixels
-  previous = _max_pixels
+  previous = get_max_pixels()
   if max_pixels is not None:
     set_max_pixels(max_pixels)
   try:
     yield
   finally:
-    _max_pixels = previous
+    set_max_pixels(previous)
 
 
 def _header_or_error(data: bytes, source: str, max_pixels: Optional[int],
@@ -83,7 +65,7 @@ def _header_or_error(data: bytes, source: str, max_pixels: Optional[int],
     header = image_headers.read_header(data)
   except image_headers.HeaderError as err:
     raise ImageReadError(f"{source}: {err}") from None
-  limit = max_pixels or _max_pixels
+  limit = max_pixels or get_max_pixels()
   if header.animated:
     raise ImageReadError(f"{source}: animated WebP (not supported; save its "
                          "first frame as an image)")
@@ -208,7 +190,7 @@ def decode_image_bytes(data: bytes, source: str = "<bytes>",
     ImageReadError: "<source>: <reason>" for anything but a complete image.
   """
   header = _header_or_error(data, source, max_pixels)
-  limit = max_pixels or _max_pixels
+  limit = max_pixels or get_max_pixels()
   if header.format == "tiff":
     return _decode_tiff(data, source)
   with _libjpeg_warnings(header.format == "jpeg") as warnings:
@@ -425,7 +407,7 @@ def decode_image_tf(image_bytes: tf.Tensor,
   InvalidArgumentError, which a SavedModel returns for that request only.
   Stock TensorFlow ops only.
   """
-  limit = tf.cast(max_pixels if max_pixels is not None else _max_pixels,
+  limit = tf.cast(max_pixels if max_pixels is not None else get_max_pixels(),
                   tf.int64)
   fmt, height, width, orientation, status = image_headers.header_tf(
       image_bytes)

@@ -1,0 +1,286 @@
+"""The zoo through every entry point: binaries, pipelines, SavedModels.
+
+Each good file must give the pixels (or score) of the contract's upright RGB
+(`images.read_image`, checked against independent references in
+test_reading_contract.py); each bad one a named skip; exit codes 0/1/2.
+"""
+
+import csv
+import io
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import image_zoo
+import serving_helpers
+from nima_enhance import enhancement
+from nima_enhance import scoring
+from nima_enhance.data import ava
+from nima_enhance.data import fivek
+from nima_enhance.data import images
+from nima_enhance.serving import export
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = dict(os.environ, PYTHONPATH=REPO, CUDA_VISIBLE_DEVICES="",
+           TF_CPP_MIN_LOG_LEVEL="2")
+
+
+def _run(module, *args):
+  return subprocess.run([sys.executable, "-m", f"nima_enhance.bin.{module}",
+                         *args], capture_output=True, text=True, env=ENV,
+                        timeout=300, cwd=REPO)
+
+
+def _assert_one_line_error(proc, fragment):
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+  last = proc.stderr.strip().splitlines()[-1]
+  assert "error:" in last and fragment in last, last
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory):
+  return image_zoo.build_zoo(str(tmp_path_factory.mktemp("zoo")))
+
+
+@pytest.fixture(scope="module")
+def zoo_dir(zoo):
+  return os.path.dirname(zoo["clean.jpg"].path)
+
+
+@pytest.fixture(scope="module")
+def nima_dir(tmp_path_factory):
+  return serving_helpers.make_nima_dir(str(tmp_path_factory.mktemp("nima")))
+
+
+@pytest.fixture(scope="module")
+def can_dir(tmp_path_factory):
+  return serving_helpers.make_can_dir(str(tmp_path_factory.mktemp("can")))
+
+
+def _good(zoo):
+  return {n: c for n, c in zoo.items() if c.expected is not None}
+
+
+def _contract_scores(nima_dir, zoo):
+  bundle = scoring.load_nima(nima_dir)
+  pixels = {n: scoring.eval_pixels_tf(images.read_image(c.path),
+                                      bundle.preprocessing)
+            for n, c in _good(zoo).items()}
+  return {n: float(np.sum(bundle.predict(p[None]).numpy()[0] *
+                          np.arange(1, 11))) for n, p in pixels.items()}
+
+
+def _read_csv(text):
+  return {os.path.basename(r["path"]): float(r["mean"])
+          for r in csv.DictReader(io.StringIO(text))}
+
+
+@pytest.mark.slow
+def test_nima_score_on_the_zoo(zoo, zoo_dir, nima_dir, tmp_path):
+  out = str(tmp_path / "scores.csv")
+  proc = _run("nima_score", "--model_dir", nima_dir, zoo_dir, "--output", out)
+  assert proc.returncode == 1, proc.stderr[-3000:]  # some inputs skipped
+  assert "Traceback" not in proc.stderr
+  with open(out) as f:
+    scores = _read_csv(f.read())
+  expected = _contract_scores(nima_dir, zoo)
+  assert set(scores) == set(expected)
+  for name, value in expected.items():
+    assert abs(scores[name] - value) < 2e-4, name
+  # The sideways stored pixels would not have given the upright score.
+  bundle = scoring.load_nima(nima_dir)
+  sideways = tf.io.decode_jpeg(open(zoo["orientation_6.jpg"].path, "rb")
+                               .read()).numpy() / 255.0
+  raw = bundle.predict(scoring.eval_pixels_tf(
+      tf.constant(sideways, tf.float32), bundle.preprocessing)[None])
+  assert abs(float(np.sum(raw.numpy()[0] * np.arange(1, 11)))
+             - scores["orientation_6.jpg"]) > 2e-4
+  skipped = [n for n, c in zoo.items() if c.expected is None]
+  for name in skipped + ["x.jpg"]:
+    line = [l for l in proc.stderr.splitlines()
+            if os.path.join(zoo_dir, name) in l]
+    assert line, name
+  assert f"skipped {len(skipped) + 1}" in proc.stderr
+  assert "exit code 1" in proc.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_nima_score_saved_model_agrees(zoo, zoo_dir, nima_dir, tmp_path):
+  export_dir = export.export_model(nima_dir, str(tmp_path / "export"))
+  out = str(tmp_path / "scores.csv")
+  proc = _run("nima_score", "--saved_model", export_dir, zoo_dir,
+              "--output", out)
+  assert proc.returncode == 1, proc.stderr[-3000:]
+  with open(out) as f:
+    scores = _read_csv(f.read())
+  expected = _contract_scores(nima_dir, zoo)
+  assert set(scores) == set(expected)  # TIFF and WebP included
+  for name, value in expected.items():
+    assert abs(scores[name] - value) < 2e-4, name
+
+
+def test_score_image_bytes_signature_on_the_zoo(zoo, nima_dir, tmp_path):
+  path = export.export_model(nima_dir, str(tmp_path / "e"),
+                             max_pixels=10 ** 6)
+  assert export.read_metadata(path)["max_pixels"] == 10 ** 6
+  signature = tf.saved_model.load(path).signatures["score_image_bytes"]
+  expected = _contract_scores(nima_dir, zoo)
+  for name, case in zoo.items():
+    data = tf.constant([open(case.path, "rb").read()])
+    if case.expected is not None and case.graph:
+      mean = float(signature(images=data)["mean"][0])
+      assert abs(mean - expected[name]) < 2e-4, name
+    elif not case.graph or case.graph_strict:
+      with pytest.raises(tf.errors.InvalidArgumentError):
+        signature(images=data)
+  # The export's own limit: 1 MP here, so a 1200x1000 PNG is refused.
+  big = images.encode_image(np.zeros((1000, 1001, 3), np.float32))
+  with pytest.raises(tf.errors.InvalidArgumentError, match="pixel limit"):
+    signature(images=tf.constant([big]))
+
+
+def test_enhance_image_bytes_signature_is_upright(zoo, can_dir, tmp_path):
+  path = export.export_model(can_dir, str(tmp_path / "e"))
+  signature = tf.saved_model.load(path).signatures["enhance_image_bytes"]
+  bundle = enhancement.load_enhancer(can_dir, tile_size=0) if (
+      "tile_size" in enhancement.load_enhancer.__code__.co_varnames) else (
+          enhancement.load_enhancer(can_dir))
+  for name in ("orientation_6.jpg", "rgba.png", "alpha.webp"):
+    data = tf.constant(open(zoo[name].path, "rb").read())
+    png = tf.io.decode_png(signature(image=data)["image"]).numpy()
+    expected = images.quantize(bundle(images.read_image(zoo[name].path)))
+    assert png.shape == (image_zoo.HEIGHT, image_zoo.WIDTH, 3), name
+    assert np.abs(png.astype(int) - expected).max() <= 1, name
+
+
+def test_enhance_binary_on_the_zoo(zoo, zoo_dir, can_dir, tmp_path):
+  out = str(tmp_path / "out")
+  names = ["orientation_6.jpg", "rgba.png", "rgb16.tif", "lossless.webp",
+           "damaged_middle.jpg"]
+  src = tmp_path / "in"
+  src.mkdir()
+  for name in names:
+    shutil.copy(zoo[name].path, src / name)
+  # a.png and a.tif in one folder: two outputs, both counted.
+  shutil.copy(zoo["photo.bmp"].path, src / "a.png")
+  shutil.copy(zoo["rgb8.tif"].path, src / "a.tif")
+  proc = _run("enhance", "--model_dir", can_dir, str(src), "--output_dir", out,
+              "--jit_compile=false")
+  assert proc.returncode == 1, proc.stderr[-3000:]
+  written = sorted(os.listdir(out))
+  assert written == ["a.png.png", "a.tif.png", "lossless.png",
+                     "orientation_6.png", "rgb16.png", "rgba.png"], written
+  assert "wrote 6 images" in proc.stdout and "skipped 1" in proc.stdout
+  assert "damaged_middle.jpg" in proc.stderr
+  bundle = enhancement.load_enhancer(can_dir)
+  for name in ("orientation_6", "rgba", "rgb16", "lossless"):
+    source = [n for n in names if n.startswith(name)][0]
+    result = images.read_image(os.path.join(out, name + ".png"))
+    expected = bundle(images.read_image(zoo[source].path))
+    assert result.shape == expected.shape, name
+    assert np.abs(result - expected).max() <= 0.5 / 255 + 1e-3, name
+
+
+def test_enhance_refuses_to_write_beside_its_inputs(zoo, can_dir, tmp_path):
+  folder = tmp_path / "photos"
+  folder.mkdir()
+  shutil.copy(zoo["photo.bmp"].path, folder / "a.png")
+  before = (folder / "a.png").read_bytes()
+  proc = _run("enhance", "--model_dir", can_dir, str(folder), "--output_dir",
+              str(folder))
+  _assert_one_line_error(proc, "holds the input")
+  assert (folder / "a.png").read_bytes() == before
+
+
+def test_unwritable_outputs_fail_before_work(zoo, nima_dir, can_dir, tmp_path):
+  # A regular file where a folder must be: unwritable even for root.
+  blocker = tmp_path / "blocker"
+  blocker.write_text("x")
+  proc = _run("nima_score", "--model_dir", nima_dir, zoo["clean.jpg"].path,
+              "--output", str(blocker / "s.csv"))
+  _assert_one_line_error(proc, "--output")
+  proc = _run("enhance", "--model_dir", can_dir, zoo["clean.jpg"].path,
+              "--output_dir", str(blocker / "out"))
+  _assert_one_line_error(proc, "--output_dir")
+
+
+def test_nothing_processed_and_wrong_model_kind_are_exit_2(zoo, nima_dir,
+                                                           can_dir):
+  bad = [zoo[n].path for n in ("text.jpg", "empty.jpg", "truncated.jpg")]
+  proc = _run("nima_score", "--model_dir", nima_dir, *bad)
+  _assert_one_line_error(proc, "nothing processed")
+  proc = _run("nima_score", "--model_dir", can_dir, zoo["clean.jpg"].path)
+  _assert_one_line_error(proc, "enhancer")
+
+
+def test_fivek_pairs_and_training_pipeline_follow_the_contract(zoo, tmp_path):
+  data_dir = tmp_path / "fivek"
+  (data_dir / "input").mkdir(parents=True)
+  (data_dir / "t").mkdir()
+  names = ["orientation_6.jpg", "rgba.png", "rgb16.tif", "lossless.webp",
+           "damaged_middle.jpg", "truncated.jpg"]
+  for name in names:
+    shutil.copy(zoo[name].path, data_dir / "input" / name)
+    upright = np.full((image_zoo.HEIGHT, image_zoo.WIDTH, 3), 0.5, np.float32)
+    images.write_image(str(data_dir / "t" / (name.split(".")[0] + ".png")),
+                       upright, bit_depth=16)
+  pairs, report = fivek.find_pairs(str(data_dir), "t", "all")
+  assert sorted(report.skipped) == ["damaged_middle", "truncated"]
+  assert "corrupt JPEG data" in report.skipped["damaged_middle"]
+  dataset = fivek.make_train_dataset(pairs, max_side=None)
+  seen = []
+  for source, target in dataset.take(8):
+    seen.append(source[0].numpy())
+    assert source.shape[1:3] == target.shape[1:3]
+  references = [images.read_image(p) for p in pairs.inputs]
+  for image in seen:
+    assert min(np.abs(image - r).max() if r.shape == image.shape else 1.0
+               for r in references) < 1e-6
+
+
+def test_ava_manifest_and_pipeline_follow_the_contract(zoo, tmp_path):
+  ava_dir = tmp_path / "ava"
+  (ava_dir / "images").mkdir(parents=True)
+  chosen = {"1": "orientation_6.jpg", "2": "png_named.jpg",
+            "3": "lossless.webp", "4": "damaged_middle.jpg",
+            "5": "trailer.jpg", "6": "rgb16.tif", "7": "bomb.png"}
+  lines = []
+  for i, name in chosen.items():
+    shutil.copy(zoo[name].path, ava_dir / "images" / f"{i}.jpg")
+    lines.append(f"{i} {i} " + " ".join(["1"] * 10) + " 0 0 0\n")
+  (ava_dir / "AVA.txt").write_text("".join(lines))
+  ratings = ava.parse_ava_txt(str(ava_dir / "AVA.txt"))
+  report = ava.check_images(str(ava_dir), ratings.image_ids)
+  assert report.good == ["1", "2", "3", "5"]
+  assert report.skipped["4"].startswith("corrupt: corrupt JPEG data")
+  assert report.skipped["6"].startswith("not-an-image")
+  assert report.skipped["7"].startswith("too-large")
+  preprocessing = {"mode": "paper", "image_size": [24, 36],
+                   "resize_size": 64, "random_flip": False}
+  dataset = ava.make_dataset(str(ava_dir), ratings.subset(report.good),
+                             preprocessing, 4, training=False)
+  pixels = next(iter(dataset))[0].numpy()
+  for row, image_id in zip(pixels, report.good):
+    expected = ava.preprocess_tf(images.read_image(
+        str(ava_dir / "images" / f"{image_id}.jpg")), preprocessing,
+                                 training=False).numpy()
+    np.testing.assert_allclose(row, expected, atol=1e-4)
+
+
+def test_bad_ava_txt_and_gin_values_are_one_line(tmp_path):
+  ava_dir = tmp_path / "ava"
+  (ava_dir / "images").mkdir(parents=True)
+  (ava_dir / "AVA.txt").write_text("1 2 3\n")
+  proc = _run("nima_train", "--ava_dir", str(ava_dir), "--model_dir",
+              str(tmp_path / "m"))
+  _assert_one_line_error(proc, "AVA.txt:1")
+  proc = _run("nima_train", "--ava_dir", str(ava_dir), "--model_dir",
+              str(tmp_path / "m"), "--gin_bindings",
+              "build_nima.backbone = 'no_such_net'")
+  assert proc.returncode == 2 and "Traceback" not in proc.stderr
