@@ -488,7 +488,7 @@ def _fast(values: np.ndarray, levels: int, remap_fn: Callable,
   # Fractional reference index of every Gaussian coefficient, computed where
   # it is used (a level's worth, or a strip's) rather than stored.
   positions = [_Positions(g, lo, step, k) for g in gaussian[:-1]]
-  out = [np.zeros_like(g) for g in gaussian[:-1]]
+  out = [np.zeros(g.shape, np.float32) for g in gaussian[:-1]]
   # Large levels: one remapped image at a time, level by level and strip by
   # strip, so the memory in use does not grow with K and each strip is
   # filtered while it is in cache. Only the level-0 rows are remapped; deeper
@@ -536,7 +536,18 @@ def _fast(values: np.ndarray, levels: int, remap_fn: Callable,
     stack = reduced
   out.append(gaussian[-1])
   del positions, gaussian
-  return pyramid.collapse(out)
+  return _collapse(out)
+
+
+def _collapse(bands: list) -> np.ndarray:
+  """`pyramid.collapse` in place in the bands (bit-identical: `_upsample`
+  equals `pyramid.upsample` and the sums are the same), without the
+  full-size temporaries of the generic version."""
+  image = bands[-1]
+  for band in reversed(bands[:-1]):
+    band += _upsample(image, band.shape[-2:])
+    image = band
+  return image
 
 
 class _Positions:
@@ -547,8 +558,9 @@ class _Positions:
     self.level, self.lo, self.inv, self.k = level, lo, 1.0 / step, k
 
   def __getitem__(self, rows) -> np.ndarray:
-    return np.clip((self.level[rows] - np.float32(self.lo))
-                   * np.float32(self.inv), 0.0, self.k - 1.0).astype(np.float32)
+    out = np.subtract(self.level[rows], np.float32(self.lo))
+    out *= np.float32(self.inv)
+    return np.clip(out, np.float32(0.0), np.float32(self.k - 1.0), out=out)
 
 
 def _windows(size: int, level: int, radius: int, align: int, length: int):
