@@ -17,71 +17,17 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
 from data_prep import targets
-from nima_enhance import config
+from nima_enhance.data import beam_runner
 
-INSTALL_HINT = 'pip install -e ".[beam]"'
 _RESULTS_DIR = ".prep-targets-beam"
-
-
-def require_beam():
-  """Imports apache_beam; raises ConfigError with the install command if absent."""
-  try:
-    import apache_beam  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    raise config.ConfigError(
-        f"--runner needs Apache Beam, which is not installed: "
-        f"{INSTALL_HINT}") from None
-  return apache_beam
-
-
-def pipeline_options(runner: str, beam_options: Sequence[str] = (),
-                     workers: int = 1):
-  """The Beam runner and PipelineOptions from --runner and --beam_options.
-
-  "DirectRunner" runs on Beam's Python engine (FnApiRunner, the DirectRunner's
-  own fallback), never on Prism: the DirectRunner would first download a
-  Prism binary from GitHub, which offline machines and tests cannot do (ask
-  for `--runner PrismRunner` explicitly to use it).
-
-  Args:
-    runner: a Beam runner name (DirectRunner, DataflowRunner, FlinkRunner,
-      SparkRunner, PortableRunner, ...).
-    beam_options: standard Beam pipeline flags, each string split like a
-      shell line ("--project=p --region=r" or one flag per string).
-    workers: for the DirectRunner only, when `--direct_num_workers` is not
-      given: that many worker processes (the local pool's --workers).
-
-  Returns:
-    (runner object or None to let the options name it, PipelineOptions).
-
-  Raises:
-    config.ConfigError: apache-beam missing or an unknown runner.
-  """
-  require_beam()
-  from apache_beam.options import pipeline_options as po  # pylint: disable=g-import-not-at-top
-  from apache_beam.runners import runner as beam_runner  # pylint: disable=g-import-not-at-top
-  argv: List[str] = []
-  for text in beam_options:
-    argv.extend(shlex.split(text))
-  if runner != "DirectRunner":
-    try:
-      beam_runner.create_runner(runner)
-    except (ValueError, ImportError) as err:
-      raise config.ConfigError(f"--runner {runner}: "
-                               f"{str(err).splitlines()[0]}") from None
-    return None, po.PipelineOptions(argv + [f"--runner={runner}"])
-  if workers > 1 and not any(a.startswith("--direct_num_workers")
-                             for a in argv):
-    argv += [f"--direct_num_workers={workers}",
-             "--direct_running_mode=multi_processing"]
-  from apache_beam.runners.portability.fn_api_runner import fn_runner  # pylint: disable=g-import-not-at-top
-  return fn_runner.FnApiRunner(), po.PipelineOptions(argv)
+# The runner set-up is shared with build-tfds (nima_enhance.data.beam_runner).
+require_beam = beam_runner.require_beam
+pipeline_options = beam_runner.pipeline_options
 
 
 def _run_pipeline(tasks: List[targets.TargetTask], results_dir: str,
@@ -165,7 +111,7 @@ def prepare_targets_beam(input_dir: str, output_dir: str, operator: str,
     config.ConfigError: apache-beam missing, or outputs with other settings.
     FileNotFoundError / NotADirectoryError: input_dir is missing.
   """
-  beam_runner, options = pipeline_options(runner, beam_options, workers)
+  runner_object, options = pipeline_options(runner, beam_options, workers)
   plan = targets.plan_targets(input_dir, output_dir, operator, max_side,
                               params)
   targets.log_plan(plan, log)
@@ -176,7 +122,8 @@ def prepare_targets_beam(input_dir: str, output_dir: str, operator: str,
     results_dir = os.path.join(plan.out_dir, _RESULTS_DIR,
                                os.urandom(6).hex())
     try:
-      outcomes = _run_pipeline(plan.tasks, results_dir, beam_runner, options)
+      outcomes = _run_pipeline(plan.tasks, results_dir, runner_object,
+                               options)
     finally:
       _remove_results(results_dir)
   return targets.summarize(plan, outcomes, log)

@@ -32,6 +32,8 @@ CONFIGURABLE_MODULES = (
     "nima_enhance.losses",
     "nima_enhance.data.fivek",
     "nima_enhance.train.enhancer_task",
+    # ava_train_dataset; also lets the TFDS readers load after gin is locked.
+    "nima_enhance.data.tfds.readers",
     "data_prep.local_laplacian",
     "data_prep.dehaze",
     "data_prep.targets",

@@ -2,8 +2,15 @@
 
   build-tfds --dataset ava --manual_dir AVA_DIR --data_dir TFDS_DIR
   build-tfds --dataset mit_adobe_fivek_pairs --config local_laplacian \\
-      --manual_dir FIVEK_DIR --data_dir TFDS_DIR
+      --manual_dir FIVEK_DIR --data_dir TFDS_DIR [--runner DirectRunner]
+
+mit_adobe_fivek_pairs is built with Apache Beam (TFDS's Beam support) when
+the `beam` extra is installed: on the DirectRunner by default, on any runner
+with --runner/--beam_options (docs/scaling.md); `--runner none`, or no
+apache-beam, builds it with the plain Python generator.
 """
+
+import sys
 
 from absl import flags
 
@@ -15,6 +22,14 @@ flags.DEFINE_string("config", None, "Builder config (mit_adobe_fivek_pairs: "
                     "the target folder, e.g. local_laplacian).")
 flags.DEFINE_string("manual_dir", None, "The loose-file layout to read.")
 flags.DEFINE_string("data_dir", None, "TFDS data_dir to write.")
+flags.DEFINE_string("runner", None, "mit_adobe_fivek_pairs: Beam runner "
+                    "(DirectRunner, DataflowRunner, ...); default DirectRunner "
+                    "when apache-beam is installed, else no Beam; 'none': no "
+                    "Beam.")
+flags.DEFINE_multi_string("beam_options", [], "Beam pipeline options for "
+                          "--runner (repeatable).")
+flags.DEFINE_integer("workers", 1, "DirectRunner worker processes.",
+                     lower_bound=1)
 flags.mark_flags_as_required(["manual_dir", "data_dir"])
 FLAGS = flags.FLAGS
 
@@ -22,9 +37,21 @@ FLAGS = flags.FLAGS
 def main(argv):
   if len(argv) > 1:
     raise common.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  from nima_enhance.data import beam_runner  # pylint: disable=g-import-not-at-top
   from nima_enhance.data import tfds as builders  # pylint: disable=g-import-not-at-top
+  runner = FLAGS.runner
+  if runner is None and FLAGS.dataset == "mit_adobe_fivek_pairs":
+    runner = "DirectRunner" if beam_runner.beam_installed() else "none"
+  if FLAGS.beam_options and runner in (None, "none"):
+    raise common.UsageError("--beam_options needs --runner")
+  runner_object, options = None, None
+  if runner not in (None, "none") and FLAGS.dataset == "mit_adobe_fivek_pairs":
+    runner_object, options = beam_runner.pipeline_options(
+        runner, FLAGS.beam_options, FLAGS.workers)
+    print(f"build-tfds: building with Apache Beam ({runner})", file=sys.stderr)
   builder = builders.build(FLAGS.dataset, FLAGS.data_dir, FLAGS.manual_dir,
-                           FLAGS.config)
+                           FLAGS.config, beam_runner=runner_object,
+                           beam_options=options)
   splits = ", ".join(f"{name} {split.num_examples}"
                      for name, split in sorted(builder.info.splits.items()))
   print(f"{builder.name}: {splits} examples in {builder.data_dir}; skipped "

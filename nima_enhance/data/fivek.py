@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from absl import logging
 import gin
@@ -217,25 +217,44 @@ def _random_crop_pair(source, target, crop_size, seed):
   return stacked[..., :3], stacked[..., 3:]
 
 
+@dataclasses.dataclass
+class EncodedPairs:
+  """Training pairs held as encoded bytes in records (the TFDS path).
+
+  `make_dataset(input_context, seed)` gives this input pipeline's shard of
+  (input_bytes, target_bytes) in a seeded order (see
+  `nima_enhance.data.tfds.readers.fivek_train_pairs`); `count` pairs in all.
+  """
+  count: int
+  make_dataset: Callable[[Optional[tf.distribute.InputContext], int],
+                         tf.data.Dataset]
+
+  def __len__(self) -> int:
+    return self.count
+
+
 @gin.configurable(denylist=["pairs", "batch_size", "seed", "start_example",
                             "input_context"])
-def make_train_dataset(pairs: Pairs, batch_size: int = 1, seed: int = 0,
+def make_train_dataset(pairs: Union[Pairs, EncodedPairs], batch_size: int = 1,
+                       seed: int = 0,
                        start_example: int = 0,
                        input_context: Optional[
                            tf.distribute.InputContext] = None,
                        max_side: Optional[int] = 640,
                        crop_size: Optional[Sequence[int]] = None,
-                       num_parallel_calls: int = tf.data.AUTOTUNE
+                       num_parallel_calls: int = tf.data.AUTOTUNE,
+                       record_shuffle_buffer: int = 64
                       ) -> tf.data.Dataset:
   """Infinite (input, target) training batches in [0, 1].
 
   The file list is sharded per input pipeline, shuffled as a whole every
   epoch, repeated, and `start_example` elements are skipped before decoding
-  (resume). Input and target are resized identically (largest side
+  (resume). `EncodedPairs` (TFDS records) go through the same steps, with
+  their encoded bytes in place of file paths. Input and target are resized identically (largest side
   `max_side`); with `crop_size` both are cropped to the same random window.
 
   Args:
-    pairs: training pairs.
+    pairs: training pairs: files (`find_pairs`) or records (`EncodedPairs`).
     batch_size: per-replica batch; > 1 needs `crop_size`.
     seed: shuffle / crop seed.
     start_example: elements to skip (resume).
@@ -243,6 +262,9 @@ def make_train_dataset(pairs: Pairs, batch_size: int = 1, seed: int = 0,
     max_side: largest side after resizing (paper: 640); None keeps sizes.
     crop_size: (height, width) of random crops, or None.
     num_parallel_calls: decode parallelism.
+    record_shuffle_buffer: records only: encoded pairs held for shuffling
+      (the record files are also read in a seeded order); bounded because a
+      full-resolution FiveK pair is tens of MB, unlike a pair of file names.
 
   Raises:
     ConfigError: batch_size > 1 without crop_size, or no pairs.
@@ -253,18 +275,23 @@ def make_train_dataset(pairs: Pairs, batch_size: int = 1, seed: int = 0,
     raise config.ConfigError(
         f"batch size {batch_size} needs equal image sizes: set "
         "make_train_dataset.crop_size=(h, w) or use batch size 1")
-  dataset = tf.data.Dataset.from_tensor_slices((pairs.inputs, pairs.targets))
-  if input_context is not None and input_context.num_input_pipelines > 1:
-    dataset = dataset.shard(input_context.num_input_pipelines,
-                            input_context.input_pipeline_id)
-  dataset = dataset.shuffle(len(pairs), seed=seed,
+  if isinstance(pairs, EncodedPairs):
+    dataset = pairs.make_dataset(input_context, seed)  # already sharded
+    buffer, read = min(len(pairs), record_shuffle_buffer), images.decode_image_tf
+  else:
+    dataset = tf.data.Dataset.from_tensor_slices((pairs.inputs, pairs.targets))
+    if input_context is not None and input_context.num_input_pipelines > 1:
+      dataset = dataset.shard(input_context.num_input_pipelines,
+                              input_context.input_pipeline_id)
+    buffer, read = len(pairs), load_image_tf
+  dataset = dataset.shuffle(max(1, buffer), seed=seed,
                             reshuffle_each_iteration=True).repeat()
   if start_example:
     dataset = dataset.skip(start_example)
 
-  def load(input_path, target_path):
-    source = _shrink(load_image_tf(input_path), max_side)
-    target = _shrink(load_image_tf(target_path), max_side)
+  def load(input_file, target_file):
+    source = _shrink(read(input_file), max_side)
+    target = _shrink(read(target_file), max_side)
     # Targets written at another size (rare) are brought to the input's.
     target = tf.cond(tf.reduce_all(tf.shape(target) == tf.shape(source)),
                      lambda: target,

@@ -83,7 +83,7 @@ class EnhancerTask(Task):
   def __init__(self, data_dir: str, target: str,
                nima_model_dir: Optional[str] = None,
                split_file: Optional[str] = None,
-               pairs: Optional[fivek.Pairs] = None,
+               pairs: Optional[fivek.Pairs | fivek.EncodedPairs] = None,
                learning_rate: float = 1e-4,
                nima_input: str = "nima_preprocessing"):
     """Args:
@@ -92,7 +92,8 @@ class EnhancerTask(Task):
       target: target folder name (local_laplacian, nonlocal_dehaze, ...).
       nima_model_dir: a nima-train model dir; required when gamma > 0.
       split_file: optional list of test names (the rest trains).
-      pairs: the training pairs if already found (else found here).
+      pairs: the training pairs if already found (else found here): files,
+        or the TFDS records' `EncodedPairs` (EnhancerTfdsTask).
       learning_rate: Adam's learning rate (paper: 1e-4).
       nima_input: "nima_preprocessing": NIMA sees the enhanced image resized
         as it was evaluated (the score the loss raises is the score
@@ -200,3 +201,32 @@ class EnhancerTask(Task):
             "fidelity": _query("perceptual_loss", losses.perceptual_loss,
                                "fidelity"),
             "learning_rate": self.learning_rate}
+
+
+class EnhancerTfdsTask(EnhancerTask):
+  """EnhancerTask reading the TFDS `mit_adobe_fivek_pairs/<target>` records.
+
+  Same model, loss, optimizer, gin settings and input steps
+  (`fivek.make_train_dataset`: resize, crops, shuffle, resume); only the
+  pairs come from the records `build-tfds` wrote instead of loose files. The
+  train/test split is the one the records were built with.
+  """
+
+  def __init__(self, tfds_data_dir: str, target: str,
+               nima_model_dir: Optional[str] = None, **kwargs):
+    from nima_enhance.data.tfds import readers  # pylint: disable=g-import-not-at-top
+    pairs = readers.fivek_train_pairs(tfds_data_dir, target)
+    super().__init__(tfds_data_dir, target, nima_model_dir=nima_model_dir,
+                     pairs=pairs, **kwargs)
+    self.skipped_at_build = readers.fivek_skipped_at_build(tfds_data_dir,
+                                                          target)
+
+  def model_spec(self) -> Dict[str, object]:
+    spec = super().model_spec()
+    spec.update(data_source="tfds", data_dir=None,
+                tfds_data_dir=_absolute(self.data_dir))
+    return spec
+
+
+def _absolute(path: str) -> str:
+  return path if "://" in path else os.path.abspath(path)

@@ -6,12 +6,17 @@ builder config per target operator; the split (first half of the sorted names
 trains, second half tests) and the skipping of unusable pairs are the ones of
 `fivek.find_pairs`. TIFF inputs are re-encoded as 16-bit PNG at build time so
 the training graph decodes every example with `images.decode_image_tf`.
+
+With `use_beam` set (build-tfds does when the `beam` extra is installed) the
+examples are made by an Apache Beam pipeline (TFDS's Beam support: the same
+`_example` function per pair, on the DirectRunner or a distributed runner);
+otherwise by a Python generator.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Dict
+from typing import Dict, List, Tuple
 
 from absl import logging
 import numpy as np
@@ -95,23 +100,35 @@ dataset metadata.
     self.info.metadata["skipped"] = skipped
     return generators
 
+  #: Make the examples with Beam (set before download_and_prepare, with a
+  #: DownloadConfig carrying the runner; see readers.build).
+  use_beam = False
+
   def _generate_examples(self, pairs):
-    for name, input_path, target_path in zip(pairs.names, pairs.inputs,
-                                             pairs.targets):
-      with open(input_path, "rb") as f:
-        input_bytes = f.read()
-      with open(target_path, "rb") as f:
-        target_bytes = f.read()
-      try:
-        if images.sniff_format(input_bytes) == "tiff":
-          # The graph decoder has no TIFF support; keep 16 bits through PNG.
-          pixels = images.decode_image_bytes(input_bytes, source=input_path)
-          input_bytes = images.encode_image(pixels, "png", bit_depth=16)
-        images.decode_image_bytes(target_bytes, source=target_path)
-      except images.ImageReadError as err:
-        # find_pairs only checks headers/trailers; a full decode failure is
-        # skipped here rather than failing the whole build.
-        logging.warning("mit_adobe_fivek_pairs: skipped %s: %s", name, err)
-        continue
-      yield name, {"name": name, "input_bytes": input_bytes,
-                   "target_bytes": target_bytes}
+    items = list(zip(pairs.names, pairs.inputs, pairs.targets))
+    if self.use_beam:
+      beam = tfds.core.lazy_imports.apache_beam
+      return beam.Create(items) | beam.FlatMap(_example)
+    return (example for item in items for example in _example(item))
+
+
+def _example(item: Tuple[str, str, str]) -> List[Tuple[str, Dict[str, object]]]:
+  """One pair's example (key, features), or none if a file does not decode."""
+  name, input_path, target_path = item
+  with open(input_path, "rb") as f:
+    input_bytes = f.read()
+  with open(target_path, "rb") as f:
+    target_bytes = f.read()
+  try:
+    if images.sniff_format(input_bytes) == "tiff":
+      # The graph decoder has no TIFF support; keep 16 bits through PNG.
+      pixels = images.decode_image_bytes(input_bytes, source=input_path)
+      input_bytes = images.encode_image(pixels, "png", bit_depth=16)
+    images.decode_image_bytes(target_bytes, source=target_path)
+  except images.ImageReadError as err:
+    # find_pairs only checks headers/trailers; a full decode failure is
+    # skipped here rather than failing the whole build.
+    logging.warning("mit_adobe_fivek_pairs: skipped %s: %s", name, err)
+    return []
+  return [(name, {"name": name, "input_bytes": input_bytes,
+                  "target_bytes": target_bytes})]

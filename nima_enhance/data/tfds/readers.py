@@ -13,14 +13,16 @@ would.
 from __future__ import annotations
 
 import os
-from typing import Dict, Optional, Tuple
+from typing import Dict, Iterator, Optional, Tuple
 
 from absl import logging
 import gin
+import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from nima_enhance.data import ava
+from nima_enhance.data import fivek
 from nima_enhance.data import images
 from nima_enhance.data.tfds.ava_builder import Ava
 from nima_enhance.data.tfds.fivek_builder import MitAdobeFivekPairs
@@ -39,7 +41,8 @@ def load_builder(name: str, data_dir: str,
 
 
 def build(name: str, data_dir: str, manual_dir: str,
-          config: Optional[str] = None) -> tfds.core.DatasetBuilder:
+          config: Optional[str] = None, beam_runner: object = None,
+          beam_options: object = None) -> tfds.core.DatasetBuilder:
   """Builds TFRecords of `name` into data_dir from a manual directory.
 
   Args:
@@ -48,6 +51,10 @@ def build(name: str, data_dir: str, manual_dir: str,
     manual_dir: the loose-file layout (see the builder's
       MANUAL_DOWNLOAD_INSTRUCTIONS).
     config: builder config (fivek pairs: the target, e.g. "local_laplacian").
+    beam_runner, beam_options: build mit_adobe_fivek_pairs with Apache Beam
+      (TFDS's Beam support) when either is given (see
+      `nima_enhance.data.beam_runner.pipeline_options`); ava is always built
+      by its generator.
 
   Returns:
     the prepared builder.
@@ -55,9 +62,16 @@ def build(name: str, data_dir: str, manual_dir: str,
   if not os.path.isdir(manual_dir):
     raise FileNotFoundError(f"{manual_dir}: manual directory not found")
   builder = load_builder(name, data_dir, config)
+  use_beam = (beam_runner is not None or beam_options is not None) and hasattr(
+      builder, "use_beam")
+  if use_beam:
+    builder.use_beam = True
   # Never reach for cloud storage: everything comes from manual_dir.
   builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=manual_dir),
+      download_config=tfds.download.DownloadConfig(
+          manual_dir=manual_dir,
+          beam_runner=beam_runner if use_beam else None,
+          beam_options=beam_options if use_beam else None),
       file_format="tfrecord")
   return builder
 
@@ -161,3 +175,43 @@ def fivek_pairs_dataset(data_dir: str, target: str, split: str = "train",
             images.decode_image_tf(ex["target_bytes"]))
 
   return dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def fivek_skipped_at_build(data_dir: str, target: str) -> Dict[str, int]:
+  """Pairs the build skipped, per split (names are in the build's log)."""
+  return dict(_prepared("mit_adobe_fivek_pairs", data_dir, target
+                        ).info.metadata.get("skipped", {}))
+
+
+def fivek_train_pairs(data_dir: str, target: str) -> fivek.EncodedPairs:
+  """The train split of `mit_adobe_fivek_pairs/<target>` for the enhancer.
+
+  `fivek.make_train_dataset` turns it into batches exactly as it does the
+  loose files (resize, crops, shuffle, repeat, resume skip); this only
+  supplies each input pipeline's shard of encoded (input, target) bytes.
+  """
+  builder = _prepared("mit_adobe_fivek_pairs", data_dir, target)
+
+  def make_dataset(input_context: Optional[tf.distribute.InputContext],
+                   seed: int) -> tf.data.Dataset:
+    dataset = _sharded(builder, "train", input_context, seed,
+                       shuffle_files=True)
+    return dataset.map(lambda ex: (ex["input_bytes"], ex["target_bytes"]))
+
+  return fivek.EncodedPairs(builder.info.splits["train"].num_examples,
+                            make_dataset)
+
+
+def iterate_fivek_pairs(data_dir: str, target: str, split: str = "test"
+                        ) -> Iterator[Tuple[str, np.ndarray, np.ndarray]]:
+  """(name, input, target) numpy images at original size, like
+  `fivek.iterate_pairs` over the loose files ("all": train then test).
+
+  Targets of another size than their input are resized to it, as there.
+  """
+  for part in (("train", "test") if split == "all" else (split,)):
+    for name, source, reference in fivek_pairs_dataset(data_dir, target, part):
+      source, reference = source.numpy(), reference.numpy()
+      if reference.shape != source.shape:
+        reference = images.resize(reference, source.shape[:2])
+      yield name.numpy().decode("utf-8"), source, reference
