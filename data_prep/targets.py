@@ -32,6 +32,7 @@ from data_prep import dehaze
 from data_prep.local_laplacian import llf_params
 from data_prep.local_laplacian import local_laplacian
 from nima_enhance import config
+from nima_enhance.data import image_files
 from nima_enhance.data import images
 
 OPERATORS = ("local_laplacian", "nonlocal_dehaze")
@@ -60,10 +61,10 @@ def _is_remote(path: str) -> bool:
   return "://" in path  # gs://, s3://, hdfs://, ram://: tf.io.gfile only
 
 
-def _read_image(path: str) -> np.ndarray:
+def _read_image(path: str, max_pixels: Optional[int] = None) -> np.ndarray:
   """images.read_image, or its decoder fed through tf.io.gfile for gs:// etc."""
   if not _is_remote(path):
-    return images.read_image(path)
+    return images.read_image(path, max_pixels=max_pixels)
   try:
     with tf.io.gfile.GFile(path, "rb") as f:
       data = f.read()
@@ -72,7 +73,7 @@ def _read_image(path: str) -> np.ndarray:
         f"{path}: cannot read ({err.message or type(err).__name__})") from None
   if not data:
     raise images.ImageReadError(f"{path}: empty file")
-  return images.decode_image_bytes(data, source=path)
+  return images.decode_image_bytes(data, source=path, max_pixels=max_pixels)
 
 
 def write_bytes(path: str, data: bytes) -> None:
@@ -95,16 +96,28 @@ def write_bytes(path: str, data: bytes) -> None:
     raise
 
 
-def _list_inputs(input_dir: str) -> List[str]:
-  """The images of a folder: the shared scan, or a tf.io.gfile listing."""
+def _list_inputs(input_dir: str) -> Tuple[List[str], Dict[str, str]]:
+  """The images of a folder and what the scan left out (path -> reason).
+
+  Local folders: the shared scan (`image_files.scan_inputs`); remote ones the
+  same rule (sorted, not recursive, by extension, hidden names ignored) over
+  tf.io.gfile.
+  """
   if not _is_remote(input_dir):
-    return images.list_images([input_dir])
-  # The same rule as the local scan (sorted, not recursive, by extension,
-  # hidden names ignored) over a remote file system.
-  return [os.path.join(input_dir, name.rstrip("/"))
-          for name in sorted(tf.io.gfile.listdir(input_dir))
-          if not name.startswith(".")
-          and name.lower().endswith(images.IMAGE_EXTENSIONS)]
+    scan = image_files.scan_inputs([input_dir])
+    return scan.files, scan.skipped
+  files, skipped = [], {}
+  for name in sorted(tf.io.gfile.listdir(input_dir)):
+    path = os.path.join(input_dir, name.rstrip("/"))
+    if name.startswith("."):
+      continue
+    if name.endswith("/"):
+      skipped[path] = "is a folder (folders are not scanned recursively)"
+    elif name.lower().endswith(images.IMAGE_EXTENSIONS):
+      files.append(path)
+    else:
+      skipped[path] = "not an image extension"
+  return files, skipped
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,6 +128,8 @@ class TargetTask:
   operator: str
   params: Dict[str, object]
   max_side: Optional[int] = None
+  # The reading contract's pixel limit, carried to spawned / Beam workers.
+  max_pixels: Optional[int] = None
 
 
 def process_image(task: TargetTask) -> Tuple[str, str, Optional[str]]:
@@ -129,7 +144,7 @@ def process_image(task: TargetTask) -> Tuple[str, str, Optional[str]]:
   if tf.io.gfile.exists(task.out_path):
     return task.path, DONE, None
   try:
-    image = _read_image(task.path)
+    image = _read_image(task.path, task.max_pixels)
   except images.ImageReadError as err:
     return task.path, FAILED, str(err).splitlines()[0]
   if task.max_side:
@@ -186,22 +201,30 @@ def plan_targets(input_dir: str, output_dir: str, operator: str,
     raise NotADirectoryError(f"--input_dir {input_dir}: not a folder")
   params = dict(params if params is not None else operator_params(operator))
   out_dir = os.path.join(output_dir, operator)
+  paths, left_out = _list_inputs(input_dir)
+  if not _is_remote(out_dir):
+    # <name>.png targets written into the input folder would replace a.png.
+    image_files.refuse_overwrite(paths, out_dir, "--output_dir")
   tf.io.gfile.makedirs(out_dir)
   _check_params(out_dir, operator, params)
-  plan = Plan(input_dir, out_dir, operator, params,
-              _list_inputs(input_dir), [], 0, [])
+  plan = Plan(input_dir, out_dir, operator, params, paths, [], 0,
+              [f"{p}: {r}" for p, r in left_out.items()])
   seen: Dict[str, str] = {}
   for path in plan.paths:
     name = os.path.splitext(os.path.basename(path))[0]
-    if name in seen:  # a.jpg and a.png would write the same target.
-      plan.failed.append(f"{path}: same name as {seen[name]}")
+    if name in seen:
+      # Targets are paired with inputs by name (fivek.find_pairs), so a.jpg
+      # and a.png cannot both have one: the second is skipped and named.
+      plan.failed.append(f"{path}: same name as {seen[name]} (one target per "
+                         "name; rename one)")
       continue
     seen[name] = path
     out_path = os.path.join(out_dir, name + ".png")
     if tf.io.gfile.exists(out_path):
       plan.skipped += 1
       continue
-    plan.tasks.append(TargetTask(path, out_path, operator, params, max_side))
+    plan.tasks.append(TargetTask(path, out_path, operator, params, max_side,
+                                 image_files.get_max_pixels()))
   return plan
 
 

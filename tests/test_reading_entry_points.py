@@ -284,3 +284,34 @@ def test_bad_ava_txt_and_gin_values_are_one_line(tmp_path):
               str(tmp_path / "m"), "--gin_bindings",
               "build_nima.backbone = 'no_such_net'")
   assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_prep_targets_on_the_zoo(zoo, tmp_path):
+  from data_prep import targets  # pylint: disable=g-import-not-at-top
+  src = tmp_path / "in"
+  src.mkdir()
+  for name in ("orientation_6.jpg", "lossless.webp", "rgb16.tif",
+               "damaged_middle.jpg"):
+    shutil.copy(zoo[name].path, src / name)
+  (src / "notes.txt").write_text("x")
+  out = tmp_path / "out"
+  proc = _run("prep_targets", "--input_dir", str(src), "--output_dir",
+              str(out), "--operator", "local_laplacian", "--workers", "1")
+  assert proc.returncode == 1, proc.stderr[-3000:]
+  made = sorted(os.listdir(out / "local_laplacian"))
+  assert made == ["lossless.png", "orientation_6.png", "params.json",
+                  "rgb16.png"], made
+  for name in ("damaged_middle.jpg", "notes.txt"):
+    assert name in proc.stdout + proc.stderr, name
+  # The target of the sideways-stored photo is upright, like the photo.
+  target = images.read_image(str(out / "local_laplacian" /
+                                 "orientation_6.png"))
+  assert target.shape == (image_zoo.HEIGHT, image_zoo.WIDTH, 3)
+  # Targets written into the input folder would replace a PNG input.
+  inside = tmp_path / "photos" / "local_laplacian"
+  inside.mkdir(parents=True)
+  shutil.copy(zoo["rgba.png"].path, inside / "a.png")
+  with pytest.raises(ValueError, match="holds the input"):
+    targets.plan_targets(str(inside), str(inside.parent), "local_laplacian",
+                         params={})
+  assert sorted(os.listdir(inside)) == ["a.png"]

@@ -38,6 +38,7 @@ flags.DEFINE_multi_string("beam_options", [], "Beam pipeline options for "
                           "--runner, e.g. \"--project=P --region=R "
                           "--temp_location=gs://B/tmp\" (repeatable).")
 common.define_gin_flags()
+common.define_max_pixels_flag()
 flags.mark_flags_as_required(["input_dir", "output_dir", "operator"])
 FLAGS = flags.FLAGS
 
@@ -55,6 +56,8 @@ def main(argv: List[str]) -> None:
     # Checked first: without the extra this is the one line the user sees.
     from data_prep import beam_pipeline  # pylint: disable=g-import-not-at-top
     beam_pipeline.require_beam()
+  if "://" not in FLAGS.output_dir:
+    common.check_output_dir(FLAGS.output_dir)  # before any work
   config.parse_gin(FLAGS.gin_file, FLAGS.gin_bindings)
   try:
     params = targets.operator_params(FLAGS.operator)
@@ -63,14 +66,24 @@ def main(argv: List[str]) -> None:
   if FLAGS.runner:
     # Beam logs every worker start and stop at INFO; keep the summary readable.
     std_logging.getLogger("apache_beam").setLevel(std_logging.WARNING)
-    beam_pipeline.prepare_targets_beam(
+    result = beam_pipeline.prepare_targets_beam(
         FLAGS.input_dir, FLAGS.output_dir, FLAGS.operator, FLAGS.runner,
         FLAGS.beam_options, workers=FLAGS.workers, max_side=FLAGS.max_side,
         params=params)
   else:
-    targets.prepare_targets(FLAGS.input_dir, FLAGS.output_dir, FLAGS.operator,
-                            workers=FLAGS.workers, max_side=FLAGS.max_side,
-                            params=params)
+    result = targets.prepare_targets(
+        FLAGS.input_dir, FLAGS.output_dir, FLAGS.operator,
+        workers=FLAGS.workers, max_side=FLAGS.max_side, params=params)
+  # Exit codes as every binary: 1 when files were skipped, 2 when nothing
+  # could be made (targets already there count as made).
+  if result and not result["total"] and not result["failed"]:
+    raise common.nothing_processed(f"no images in {FLAGS.input_dir}")
+  if result and result["failed"]:
+    if not result["written"] and not result["skipped"]:
+      raise common.nothing_processed(
+          f"all {result['failed']} inputs of {FLAGS.input_dir} skipped "
+          "(reasons above)")
+    common.note_skipped(result["failed"], "the 'skipped unreadable' lines")
 
 
 def run() -> None:
