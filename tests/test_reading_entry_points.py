@@ -273,17 +273,23 @@ def test_ava_manifest_and_pipeline_follow_the_contract(zoo, tmp_path):
     np.testing.assert_allclose(row, expected, atol=1e-4)
 
 
-def test_bad_ava_txt_and_gin_values_are_one_line(tmp_path):
+def test_bad_ava_txt_and_gin_values_are_one_line(zoo, tmp_path):
   ava_dir = tmp_path / "ava"
   (ava_dir / "images").mkdir(parents=True)
   (ava_dir / "AVA.txt").write_text("1 2 3\n")
   proc = _run("nima_train", "--ava_dir", str(ava_dir), "--model_dir",
               str(tmp_path / "m"))
   _assert_one_line_error(proc, "AVA.txt:1")
+  lines = []
+  for i in range(1, 7):
+    shutil.copy(zoo["rgba.png"].path, ava_dir / "images" / f"{i}.jpg")
+    lines.append(f"{i} {i} " + " ".join(["1"] * 10) + " 0 0 0\n")
+  (ava_dir / "AVA.txt").write_text("".join(lines))
   proc = _run("nima_train", "--ava_dir", str(ava_dir), "--model_dir",
-              str(tmp_path / "m"), "--gin_bindings",
-              "build_nima.backbone = 'no_such_net'")
-  assert proc.returncode == 2 and "Traceback" not in proc.stderr
+              str(tmp_path / "m"), "--gin_file", "nima/from_scratch_small.gin",
+              "--gin_bindings", "preprocessing_config.image_size = (24, 36)",
+              "--gin_bindings", "train_loop.num_steps = 'five'")
+  _assert_one_line_error(proc, "train_loop")
 
 
 def test_prep_targets_on_the_zoo(zoo, tmp_path):
