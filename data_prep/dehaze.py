@@ -22,7 +22,7 @@ line is proportional to its transmission t. Steps:
 
 Memory: steps 1-4 and 6 run on strips of rows and keep only the per-pixel
 maps the next step needs (haze-line index as int16, one float32 map that holds
-the radius, then t), so the peak is the regulariser's fixed ~36 bytes per
+the radius, then t), so the peak is the regulariser's fixed ~33 bytes per
 pixel plus the input and the outputs, whatever the image size.
 """
 
@@ -166,8 +166,8 @@ def nonlocal_dehaze(image: np.ndarray, airlight: Optional[np.ndarray] = None,
   """Non-local dehazing of a float RGB image in [0, 1].
 
   The per-pixel stages run on strips of rows, so besides the input and the
-  two outputs the memory is the regulariser's (`wls.solve`, ~36 bytes per
-  pixel) plus a few per-pixel maps (~10 bytes); the strips' temporaries are
+  two outputs the memory is the regulariser's (`wls.solve`, ~33 bytes per
+  pixel); the strips' temporaries are
   bounded by `strip_pixels`, not by the image.
 
   Args:
@@ -245,11 +245,14 @@ def nonlocal_dehaze(image: np.ndarray, airlight: Optional[np.ndarray] = None,
     square += np.bincount(line_index, np.square(strip.ravel()),
                           minlength=num_haze_lines)
   weight = _line_weights(count, total, square).astype(np.float32)
+  data = weight.take(lines)
+  del lines
   wx, wy = wls.edge_weights(linear, (height, width), lam)
   # The data term goes to the solver without a reference kept here, so it is
   # freed once the multigrid levels are built.
-  wls.solve(weight.take(lines), wx, wy, t)
-  del lines, wx, wy
+  data = [data]
+  wls.solve(data.pop(), wx, wy, t)
+  del wx, wy
 
   # Recovery J = (I - A) / max(t, t_min, lower) + A, strip by strip.
   dehazed = np.empty_like(image)

@@ -8,10 +8,11 @@ solved by conjugate gradients with an aggregation-multigrid preconditioner.
 Memory is a fixed number of float32 values per pixel, whatever the image: the
 stencil keeps only its diagonal and the two edge-weight maps (the data term is
 folded into the diagonal and dropped once the coarse levels are built), and the
-solver works in five full-size vectors (x, residual, search direction, product,
-preconditioned residual) that it reuses in place; every product runs in blocks
-of rows so its temporaries stay small. About 36 bytes per pixel in all with the
-coarse levels, against ~150 for a sparse-matrix solve.
+solver works in four full-size vectors (x, residual, search direction, and one
+that holds the product, then the preconditioned residual) reused in place;
+every product and every V-cycle residual runs in blocks of rows so its
+temporaries stay small. About 33 bytes per pixel in all with the coarse
+levels, against ~150 for a sparse-matrix solve.
 """
 
 from __future__ import annotations
@@ -77,6 +78,27 @@ class Grid:
     self.diag = diag
     self.shape = data.shape
 
+  def rows(self) -> int:
+    """Rows of a block of the products: ~2^15 samples, an even number."""
+    return max(4, _BLOCK_ELEMENTS // max(self.shape[1], 1)) // 2 * 2
+
+  def product_rows(self, x: np.ndarray, r0: int, r1: int) -> np.ndarray:
+    """(A x)[r0:r1], a new [r1 - r0, w] array, from rows r0 - 1 .. r1 of x."""
+    height = self.shape[0]
+    xb = x[r0:r1]
+    y = self.diag[r0:r1] * xb
+    t = self.wx[r0:r1] * xb[:, 1:]
+    y[:, :-1] -= t
+    np.multiply(self.wx[r0:r1], xb[:, :-1], out=t)
+    y[:, 1:] -= t
+    below = min(r1, height - 1)  # Rows r < height - 1 couple to r + 1.
+    if below > r0:
+      y[:below - r0] -= self.wy[r0:below] * x[r0 + 1:below + 1]
+    above = max(r0, 1)           # Rows r >= 1 couple to r - 1.
+    if r1 > above:
+      y[above - r0:] -= self.wy[above - 1:r1 - 1] * x[above - 1:r1 - 1]
+    return y
+
   def apply(self, x: np.ndarray, rhs: Optional[np.ndarray] = None,
             out: Optional[np.ndarray] = None) -> np.ndarray:
     """A x, or rhs - A x, into `out` (new if None), in blocks of rows.
@@ -85,23 +107,12 @@ class Grid:
     images the product is memory-bound, and one streaming pass over each
     array instead of one per term keeps its cost linear in the size.
     """
-    height, width = self.shape
+    height = self.shape[0]
     out = np.empty_like(x) if out is None else out
-    rows = max(4, _BLOCK_ELEMENTS // max(width, 1))
-    for r0 in range(0, height, rows):
-      r1 = min(height, r0 + rows)
-      xb = x[r0:r1]
-      y = self.diag[r0:r1] * xb
-      t = self.wx[r0:r1] * xb[:, 1:]
-      y[:, :-1] -= t
-      np.multiply(self.wx[r0:r1], xb[:, :-1], out=t)
-      y[:, 1:] -= t
-      below = min(r1, height - 1)  # Rows r < height - 1 couple to r + 1.
-      if below > r0:
-        y[:below - r0] -= self.wy[r0:below] * x[r0 + 1:below + 1]
-      above = max(r0, 1)           # Rows r >= 1 couple to r - 1.
-      if r1 > above:
-        y[above - r0:] -= self.wy[above - 1:r1 - 1] * x[above - 1:r1 - 1]
+    step = self.rows()
+    for r0 in range(0, height, step):
+      r1 = min(height, r0 + step)
+      y = self.product_rows(x, r0, r1)
       if rhs is None:
         out[r0:r1] = y
       else:
@@ -186,9 +197,14 @@ class Multigrid:
     out *= out.dtype.type(_OMEGA)
 
   def cycle(self, rhs: np.ndarray, level: int = 0,
-            out: Optional[np.ndarray] = None,
-            scratch: Optional[np.ndarray] = None) -> np.ndarray:
-    """One V-cycle for A z = rhs, into `out`, with `scratch` as a temporary."""
+            out: Optional[np.ndarray] = None) -> np.ndarray:
+    """One V-cycle for A z = rhs, into `out` (new if None).
+
+    The residuals are never stored whole: the first is restricted to the
+    coarse level block by block, the second smoothed and added block by
+    block (each block's correction is applied once the next block, which
+    reads its last row, has been computed).
+    """
     if level == len(self.grids) - 1:
       solution = self.coarse.solve(rhs.ravel().astype(np.float64)).reshape(
           rhs.shape).astype(rhs.dtype)
@@ -197,14 +213,27 @@ class Multigrid:
       out[...] = solution
       return out
     grid = self.grids[level]
+    height, width = grid.shape
+    step = grid.rows()
     x = np.empty_like(rhs) if out is None else out
-    residual = np.empty_like(rhs) if scratch is None else scratch
     self._smooth(level, rhs, x)  # The same Jacobi sweep before and after.
-    grid.apply(x, rhs, out=residual)
-    _add_prolonged(x, self.cycle(_restrict(residual), level + 1))
-    grid.apply(x, rhs, out=residual)
-    self._smooth(level, residual, residual)
-    x += residual
+    coarse = np.empty(((height + 1) // 2, (width + 1) // 2), rhs.dtype)
+    for r0 in range(0, height, step):
+      r1 = min(height, r0 + step)
+      residual = np.subtract(rhs[r0:r1], grid.product_rows(x, r0, r1))
+      coarse[r0 // 2:(r1 + 1) // 2] = _restrict(residual)
+    _add_prolonged(x, self.cycle(coarse, level + 1))
+    pending = None
+    for r0 in range(0, height, step):
+      r1 = min(height, r0 + step)
+      residual = np.subtract(rhs[r0:r1], grid.product_rows(x, r0, r1))
+      np.divide(residual, grid.diag[r0:r1], out=residual)
+      residual *= residual.dtype.type(_OMEGA)
+      if pending is not None:
+        x[pending[0]:r0] += pending[1]
+      pending = (r0, residual)
+    if pending is not None:
+      x[pending[0]:] += pending[1]
     return x
 
 
@@ -227,23 +256,23 @@ def solve(data: np.ndarray, wx: np.ndarray, wy: np.ndarray, x: np.ndarray,
   limit = rtol * float(np.sqrt(np.vdot(product, product)))
   np.subtract(product, residual, out=residual)  # rhs - A x0.
   precond = Multigrid(grid)
-  # Five full-size vectors, reused: x, residual, product (also the V-cycle's
-  # scratch), direction and z, the preconditioned residual.
-  z = precond.cycle(residual, scratch=product)
-  direction = z.copy()
-  rz = float(np.vdot(residual, z))
+  # Four full-size vectors, reused: x, residual, direction and `work`,
+  # which holds A d, then the step, then z = M residual.
+  work = precond.cycle(residual, out=product)
+  direction = work.copy()
+  rz = float(np.vdot(residual, work))
   for _ in range(maxiter):
     if float(np.sqrt(np.vdot(residual, residual))) <= limit or rz == 0.0:
       break
-    grid.apply(direction, out=product)
-    step = x.dtype.type(rz / float(np.vdot(direction, product)))
-    product *= step
-    residual -= product
-    np.multiply(direction, step, out=product)
-    x += product
-    precond.cycle(residual, out=z, scratch=product)
-    rz_new = float(np.vdot(residual, z))
+    grid.apply(direction, out=work)
+    step = x.dtype.type(rz / float(np.vdot(direction, work)))
+    work *= step
+    residual -= work
+    np.multiply(direction, step, out=work)
+    x += work
+    precond.cycle(residual, out=work)
+    rz_new = float(np.vdot(residual, work))
     direction *= direction.dtype.type(rz_new / rz)
-    direction += z
+    direction += work
     rz = rz_new
   return x
