@@ -148,7 +148,9 @@ def train_enhancer(data_dir: str, target: str, model_dir: str,
   task = enhancer_task.EnhancerTask(data_dir, target,
                                     nima_model_dir=nima_model_dir,
                                     split_file=split_file, pairs=pairs)
-  return loop.train_loop(task, model_dir, strategy=strategy, seed=seed)
+  result = loop.train_loop(task, model_dir, strategy=strategy, seed=seed)
+  result["skipped_pairs"] = len(report.skipped)  # the binary's exit code
+  return result
 
 
 def write_skipped(report: fivek.PairReport, directory: str, split: str) -> None:

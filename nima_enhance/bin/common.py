@@ -200,6 +200,8 @@ def setup_training(flag_values):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from nima_enhance import config  # pylint: disable=g-import-not-at-top
   from nima_enhance.train import distribute  # pylint: disable=g-import-not-at-top
+  if getattr(flag_values, "model_dir", None):
+    check_output_dir(flag_values.model_dir, "model_dir")  # before any work
   if flag_values.worker_hosts:
     try:
       distribute.write_tf_config(flag_values.worker_hosts.split(","),

@@ -41,7 +41,7 @@ def main(argv):
   from nima_enhance.data import image_files  # pylint: disable=g-import-not-at-top
   scan = image_files.scan_inputs(inputs)
   if not scan.files:
-    raise common.nothing_processed(f"no image files in {' '.join(inputs)} "
+    raise common.nothing_processed(f"no images in {' '.join(inputs)} "
                                    f"({len(scan.skipped)} other entries)")
   # Before loading the model: never beside the inputs, and writable.
   image_files.refuse_overwrite(scan.files, FLAGS.output_dir)

@@ -23,6 +23,7 @@ flags.mark_flag_as_required("output_dir")
 common.define_pairs_flags()
 common.define_model_dir_flag()
 common.define_gin_flags()
+common.define_max_pixels_flag()
 FLAGS = flags.FLAGS
 
 
@@ -32,6 +33,7 @@ def main(argv):
   common.require_dirs(data_dir=FLAGS.data_dir, model_dir=FLAGS.model_dir)
   from nima_enhance import config  # pylint: disable=g-import-not-at-top
   from nima_enhance import enhancement  # pylint: disable=g-import-not-at-top
+  common.check_output_dir(FLAGS.output_dir)  # before any work
   config.parse_gin(FLAGS.gin_file, FLAGS.gin_bindings)
   result = enhancement.evaluate_enhancer(
       FLAGS.data_dir, enhancement.resolve_target(FLAGS.target, FLAGS.model_dir),
@@ -44,6 +46,8 @@ def main(argv):
              if k not in ("per_image", "skipped", "checkpoint")}
   summary["skipped"] = len(result["skipped"])
   print(json.dumps(summary))
+  common.note_skipped(len(result["skipped"]),
+                      f"{FLAGS.output_dir}/skipped_{FLAGS.split}.txt")
 
 
 def run():

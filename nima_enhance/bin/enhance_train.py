@@ -37,6 +37,9 @@ def main(argv):
   print(f"enhance-train: step {result['step']} loss {result['loss']:.6f} "
         f"{result['steps_per_sec']:.2f} steps/s checkpoint "
         f"{result['checkpoint']}")
+  # Exit code 1 when pairs were skipped (README "Input images").
+  common.note_skipped(result.get("skipped_pairs", 0),
+                      f"{FLAGS.model_dir}/skipped_train.txt")
 
 
 def run():

@@ -19,6 +19,7 @@ flags.DEFINE_integer("batch_size", 32, "Evaluation batch size.")
 flags.DEFINE_integer("seed", 0, "Seed of the 80/20 split (must match training).")
 common.define_model_dir_flag()
 common.define_gin_flags()
+common.define_max_pixels_flag()
 FLAGS = flags.FLAGS
 
 
@@ -36,6 +37,9 @@ def main(argv):
   from nima_enhance import scoring  # pylint: disable=g-import-not-at-top
   from nima_enhance.data import ava  # pylint: disable=g-import-not-at-top
   from nima_enhance.data import images  # pylint: disable=g-import-not-at-top
+  output = FLAGS.output or os.path.join(FLAGS.model_dir,
+                                        f"eval_{FLAGS.split}.json")
+  common.check_output_file(output, "output")  # before any work
   config.parse_gin(FLAGS.gin_file, FLAGS.gin_bindings)
   bundle = scoring.load_nima(FLAGS.model_dir)
   ratings, report = ava.load_split(FLAGS.ava_dir, FLAGS.split,
@@ -47,8 +51,6 @@ def main(argv):
                  "backbone": bundle.spec.get("build_nima", {}).get(
                      "backbone", "mobilenet"),
                  "skipped_images": len(report.skipped)})
-  output = FLAGS.output or os.path.join(FLAGS.model_dir,
-                                        f"eval_{FLAGS.split}.json")
   images.atomic_write_bytes(output, json.dumps(result, indent=2).encode())
   print(format_table_row(f"NIMA({result['backbone']})", result))
   print(json.dumps(result, sort_keys=True))

@@ -41,6 +41,7 @@ flags.DEFINE_string("representative_dir", None, "TFLite: images for int8 "
 flags.DEFINE_string("input_size", None, "TFLite enhancer: fixed input size "
                     "HxW, e.g. 480x640.")
 flags.mark_flag_as_required("model_dir")
+common.define_max_pixels_flag()
 flags.mark_flag_as_required("export_dir")
 FLAGS = flags.FLAGS
 
@@ -50,6 +51,7 @@ def main(argv):
     raise common.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   if FLAGS.model_version is not None and FLAGS.model_version < 0:
     raise common.UsageError("--model_version must be >= 0")
+  common.check_output_dir(FLAGS.export_dir, "export_dir")  # before any work
   if FLAGS.format == "tflite":
     _export_tflite()
     return
@@ -63,7 +65,8 @@ def main(argv):
                FLAGS.kind or "kind from model_spec.json", FLAGS.export_dir)
   try:
     path = export.export_model(FLAGS.model_dir, FLAGS.export_dir,
-                               kind=FLAGS.kind, version=FLAGS.model_version)
+                               kind=FLAGS.kind, version=FLAGS.model_version,
+                               max_pixels=FLAGS.max_pixels)
   except export.ExportError as err:
     raise common.UsageError(str(err)) from None
   metadata = export.read_metadata(path)

@@ -49,7 +49,7 @@ def main(argv):
   scan = image_files.scan_inputs(argv[1:])
   paths = scan.files
   if not paths:
-    raise common.nothing_processed(f"no image files in {' '.join(argv[1:])}"
+    raise common.nothing_processed(f"no images in {' '.join(argv[1:])}"
                                    f" ({len(scan.skipped)} other entries)")
   if FLAGS.output:
     common.check_output_file(FLAGS.output)  # before any scoring
