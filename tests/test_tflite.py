@@ -177,15 +177,19 @@ def test_int8_needs_calibration_images(tmp_path):
   with pytest.raises(tflite.TfliteError, match="--representative_dir"):
     tflite.export_tflite(model_dir, str(tmp_path / "e"), quantize="int8")
   assert os.listdir(tmp_path / "e") == []  # no partial version left
+  # Low-contrast photos (pixels 64..191): only the calibration's 0..255 ramp
+  # makes the uint8 input take pixels as they are (scale 1, zero point 0).
   photos = tmp_path / "photos"
   photos.mkdir()
-  for name, data in helpers.scorer_requests().items():
-    (photos / name).write_bytes(data)
+  for name in ("astronaut", "coffee", "chelsea"):
+    flat = 0.25 + 0.5 * helpers.photo_uint8(name).astype(np.float32) / 255.0
+    (photos / f"{name}.png").write_bytes(images.encode_image(flat, "png"))
   path = tflite.export_tflite(model_dir, str(tmp_path / "e"), quantize="int8",
                               representative_dir=str(photos))
   meta = tflite.read_metadata(path)
   assert meta["calibration"]["source"] == str(photos)
   assert meta["calibration"]["images"] == 4  # 3 photos + the ramp
+  assert meta["input"]["quantization"] == {"scale": 1.0, "zero_point": 0}
   with pytest.raises(tflite.TfliteError, match="--input_size is for the"):
     tflite.export_tflite(model_dir, str(tmp_path / "e"), input_size=(8, 8))
 
@@ -241,7 +245,10 @@ def test_bad_files_and_sizes_are_named(tmp_path):
 
 
 @pytest.mark.slow
-def test_binaries_export_enhancer_and_refuse_it_as_scorer(can_dir, tmp_path):
+def test_binary_exports_enhancer_which_is_refused_as_scorer(can_dir, tmp_path):
+  proc = _run("nima_export", "--model_dir", can_dir, "--export_dir",
+              str(tmp_path / "e"), "--format", "tflite", "--input_size", "40")
+  _assert_one_line_error(proc, "--input_size must be HxW")
   proc = _run("nima_export", "--model_dir", can_dir, "--export_dir",
               str(tmp_path / "e"), "--format", "tflite", "--input_size",
               "24x32", "--quantize", "float16")
@@ -249,7 +256,6 @@ def test_binaries_export_enhancer_and_refuse_it_as_scorer(can_dir, tmp_path):
   path = proc.stdout.strip().splitlines()[-1]
   assert path.endswith("model.tflite") and os.path.isfile(path)
   assert tflite.read_metadata(path)["input"]["shape"] == [1, 24, 32, 3]
-  photo = tmp_path / "a.png"
-  photo.write_bytes(helpers.scorer_requests()["coffee.png"])
-  proc = _run("nima_score", "--tflite", os.path.dirname(path), str(photo))
-  _assert_one_line_error(proc, "not a scorer")
+  # nima-score --tflite turns this TfliteError into its one-line usage error.
+  with pytest.raises(tflite.TfliteError, match="not a scorer"):
+    tflite.score_files_with_tflite(os.path.dirname(path), [path])

@@ -1,4 +1,4 @@
-"""TFLite export of the NIMA scorer and the CAN enhancer, and their runner.
+"""TFLite export of the NIMA scorer and the CAN enhancer (conversion, metadata).
 
 `export_tflite` restores the latest checkpoint of a model dir and writes
 `<export_dir>/<version>/model.tflite` plus `tflite_metadata.json` beside it
@@ -17,8 +17,8 @@ Scorer file (signature "serving_default"):
 
 Enhancer file: images float32 [1, H, W, 3] in [0, 1] at the `--input_size`
 fixed at export -> images float32 [1, H, W, 3] clipped to [0, 1]; none or
-float16 only (the CAN's adaptive normalization and residual-free dilated
-stack are not calibrated for int8 here).
+float16 only (int8 is refused: an image-to-image network's outputs would be
+quantized to 8 bits of its calibration range, and no target asks for it).
 
 float16 stores the weights as float16 (half the file); the CPU interpreter
 dequantizes them once at load and computes in float32.
