@@ -22,6 +22,7 @@ from nima_enhance import enhancement
 from nima_enhance import scoring
 from nima_enhance.data import ava
 from nima_enhance.data import fivek
+from nima_enhance.data import image_files
 from nima_enhance.data import images
 from nima_enhance.serving import export
 
@@ -110,19 +111,20 @@ def test_nima_score_on_the_zoo(zoo, zoo_dir, nima_dir, tmp_path):
   assert "exit code 1" in proc.stderr.strip().splitlines()[-1]
 
 
-@pytest.mark.slow
-def test_nima_score_saved_model_agrees(zoo, zoo_dir, nima_dir, tmp_path):
+def test_saved_model_client_agrees(zoo, nima_dir, tmp_path):
+  """nima-score --saved_model's client: the contract's scores, TIFF/WebP too."""
   export_dir = export.export_model(nima_dir, str(tmp_path / "export"))
-  out = str(tmp_path / "scores.csv")
-  proc = _run("nima_score", "--saved_model", export_dir, zoo_dir,
-              "--output", out)
-  assert proc.returncode == 1, proc.stderr[-3000:]
-  with open(out) as f:
-    scores = _read_csv(f.read())
+  scored = list(export.score_files_with_saved_model(
+      export_dir, [c.path for c in zoo.values()], batch_size=4))
   expected = _contract_scores(nima_dir, zoo)
-  assert set(scores) == set(expected)  # TIFF and WebP included
-  for name, value in expected.items():
-    assert abs(scores[name] - value) < 2e-4, name
+  for item in scored:
+    name = os.path.basename(item.path)
+    if zoo[name].expected is None:
+      assert item.error and item.error.startswith(item.path + ": "), name
+      assert zoo[name].reason in item.error, (name, item.error)
+    else:
+      assert item.error is None, item.error
+      assert abs(item.mean - expected[name]) < 2e-4, name
 
 
 def test_score_image_bytes_signature_on_the_zoo(zoo, nima_dir, tmp_path):
@@ -198,16 +200,20 @@ def test_enhance_refuses_to_write_beside_its_inputs(zoo, can_dir, tmp_path):
   assert (folder / "a.png").read_bytes() == before
 
 
-def test_unwritable_outputs_fail_before_work(zoo, nima_dir, can_dir, tmp_path):
+def test_unwritable_outputs_fail_before_work(zoo, nima_dir, tmp_path):
   # A regular file where a folder must be: unwritable even for root.
   blocker = tmp_path / "blocker"
   blocker.write_text("x")
   proc = _run("nima_score", "--model_dir", nima_dir, zoo["clean.jpg"].path,
               "--output", str(blocker / "s.csv"))
   _assert_one_line_error(proc, "--output")
-  proc = _run("enhance", "--model_dir", can_dir, zoo["clean.jpg"].path,
-              "--output_dir", str(blocker / "out"))
-  _assert_one_line_error(proc, "--output_dir")
+  for check, target in ((image_files.check_writable_dir, blocker / "out"),
+                        (image_files.check_writable_file, blocker / "x.csv"),
+                        (image_files.check_writable_dir, blocker)):
+    with pytest.raises(ValueError, match="--flag"):
+      check(str(target), "--flag")
+  image_files.check_writable_dir(str(tmp_path / "new" / "dir"), "--flag")
+  assert os.listdir(tmp_path / "new" / "dir") == []
 
 
 def test_nothing_processed_and_wrong_model_kind_are_exit_2(zoo, nima_dir,
