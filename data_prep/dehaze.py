@@ -246,7 +246,7 @@ def nonlocal_dehaze(image: np.ndarray, airlight: Optional[np.ndarray] = None,
                           minlength=num_haze_lines)
   weight = _line_weights(count, total, square).astype(np.float32)
   data = weight.take(lines)
-  del lines
+  del lines, line_index, strip  # (the views would keep the maps alive)
   wx, wy = wls.edge_weights(linear, (height, width), lam)
   # The data term goes to the solver without a reference kept here, so it is
   # freed once the multigrid levels are built.

@@ -250,15 +250,21 @@ def solve(data: np.ndarray, wx: np.ndarray, wy: np.ndarray, x: np.ndarray,
     `x`, overwritten with the solution.
   """
   grid = Grid(data, wx, wy)
-  residual = grid.apply(x)
-  product = np.multiply(data, x)  # The right-hand side data * x0.
-  del data
-  limit = rtol * float(np.sqrt(np.vdot(product, product)))
-  np.subtract(product, residual, out=residual)  # rhs - A x0.
+  # residual = rhs - A x0 with rhs = data * x0, by blocks (rhs is not kept).
+  residual = np.empty_like(x)
+  rhs_norm2 = 0.0
+  step = grid.rows()
+  for r0 in range(0, grid.shape[0], step):
+    r1 = min(grid.shape[0], r0 + step)
+    rhs = data[r0:r1] * x[r0:r1]
+    rhs_norm2 += float(np.vdot(rhs, rhs))
+    np.subtract(rhs, grid.product_rows(x, r0, r1), out=residual[r0:r1])
+  limit = rtol * np.sqrt(rhs_norm2)
+  del data, rhs
   precond = Multigrid(grid)
   # Four full-size vectors, reused: x, residual, direction and `work`,
   # which holds A d, then the step, then z = M residual.
-  work = precond.cycle(residual, out=product)
+  work = precond.cycle(residual)
   direction = work.copy()
   rz = float(np.vdot(residual, work))
   for _ in range(maxiter):
