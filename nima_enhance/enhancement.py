@@ -133,15 +133,25 @@ def train_enhancer(data_dir: str, target: str, model_dir: str,
                    nima_model_dir: Optional[str] = None,
                    split_file: Optional[str] = None,
                    strategy: Optional[tf.distribute.Strategy] = None,
-                   seed: int = 0) -> Dict[str, object]:
+                   seed: int = 0, data_source: str = "files"
+                   ) -> Dict[str, object]:
   """enhance-train's code path: find pairs, build the task, run train_loop.
 
   Gin must already be parsed. Skipped pairs are logged and written to
-  model_dir/skipped_train.txt.
+  model_dir/skipped_train.txt. With data_source "tfds", data_dir is a TFDS
+  data_dir holding `mit_adobe_fivek_pairs/<target>` (built by build-tfds)
+  and the records' train split trains (EnhancerTfdsTask).
   """
   from nima_enhance.train import enhancer_task  # pylint: disable=g-import-not-at-top
   from nima_enhance.train import loop  # pylint: disable=g-import-not-at-top
   os.makedirs(model_dir, exist_ok=True)
+  if _tfds_source(data_source, split_file):
+    task = enhancer_task.EnhancerTfdsTask(data_dir, target,
+                                          nima_model_dir=nima_model_dir)
+    logging.info("train: %d pairs from TFDS mit_adobe_fivek_pairs/%s in %s "
+                 "(skipped at build time: %s)", len(task.pairs), target,
+                 data_dir, task.skipped_at_build)
+    return loop.train_loop(task, model_dir, strategy=strategy, seed=seed)
   pairs, report = fivek.find_pairs(data_dir, target, "train", split_file,
                                    cache_dir=model_dir)
   write_skipped(report, model_dir, "train")
@@ -151,6 +161,19 @@ def train_enhancer(data_dir: str, target: str, model_dir: str,
   result = loop.train_loop(task, model_dir, strategy=strategy, seed=seed)
   result["skipped_pairs"] = len(report.skipped)  # the binary's exit code
   return result
+
+
+def _tfds_source(data_source: str, split_file: Optional[str]) -> bool:
+  """True for "tfds"; refuses a split file there (the records hold the split)."""
+  from nima_enhance import config  # pylint: disable=g-import-not-at-top
+  if data_source not in ("files", "tfds"):
+    raise config.ConfigError(f"data source must be 'files' or 'tfds', got "
+                             f"{data_source!r}")
+  if data_source == "tfds" and split_file:
+    raise config.ConfigError("--split_file applies to --data_source files; "
+                             "the TFDS records keep the split they were "
+                             "built with")
+  return data_source == "tfds"
 
 
 def write_skipped(report: fivek.PairReport, directory: str, split: str) -> None:
@@ -178,7 +201,8 @@ def evaluate_enhancer(data_dir: str, target: str, model_dir: str,
                       output_dir: str, nima_model_dir: Optional[str] = None,
                       split: str = "test", split_file: Optional[str] = None,
                       num_grids: int = 8, save_outputs: bool = False,
-                      max_images: Optional[int] = None) -> Dict[str, object]:
+                      max_images: Optional[int] = None,
+                      data_source: str = "files") -> Dict[str, object]:
   """enhance-eval's code path: metrics, NIMA statistics, figures.
 
   Every test pair is enhanced at its original size. Writes to output_dir:
@@ -190,6 +214,9 @@ def evaluate_enhancer(data_dir: str, target: str, model_dir: str,
   Args:
     nima_model_dir: NIMA for the score statistics; default: the one recorded
       at training; none at all skips the NIMA statistics.
+    data_source: "files" (data_dir/input, data_dir/<target>) or "tfds"
+      (data_dir is a TFDS data_dir with `mit_adobe_fivek_pairs/<target>`;
+      its own train/test split).
 
   Returns:
     the eval.json dictionary.
@@ -199,11 +226,17 @@ def evaluate_enhancer(data_dir: str, target: str, model_dir: str,
   os.makedirs(output_dir, exist_ok=True)
   # The split the enhancer was trained with, unless told otherwise.
   split_file = split_file or enhancer.spec.get("split_file")
-  pairs, report = fivek.find_pairs(data_dir, target, split, split_file)
+  if _tfds_source(data_source, split_file):
+    from nima_enhance.data.tfds import readers  # pylint: disable=g-import-not-at-top
+    report = fivek.PairReport()
+    pair_images = readers.iterate_fivek_pairs(data_dir, target, split)
+  else:
+    pairs, report = fivek.find_pairs(data_dir, target, split, split_file)
+    pair_images = fivek.iterate_pairs(pairs, report)
   nima_dir = nima_model_dir or enhancer.spec.get("nima_model_dir")
   scorer = NimaScorer(nima_dir) if nima_dir else None
   rows: List[Dict[str, object]] = []
-  for name, source, reference in fivek.iterate_pairs(pairs, report):
+  for name, source, reference in pair_images:
     if max_images is not None and len(rows) >= max_images:
       break
     output = enhancer(source)

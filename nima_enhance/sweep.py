@@ -54,7 +54,8 @@ def run_sweep(data_dir: str, target: str, output_dir: str,
               nima_model_dir: Optional[str] = None,
               gin_files: Sequence[str] = (), gin_bindings: Sequence[str] = (),
               split_file: Optional[str] = None, strategy=None, seed: int = 0,
-              num_grids: int = 4) -> List[Dict[str, object]]:
+              num_grids: int = 4,
+              data_source: str = "files") -> List[Dict[str, object]]:
   """Trains + evaluates one enhancer per gamma; writes the table and plot.
 
   Args:
@@ -62,6 +63,8 @@ def run_sweep(data_dir: str, target: str, output_dir: str,
       (`gamma_sweep.gammas`).
     nima_model_dir: the frozen NIMA of the loss and of the NIMA statistics
       (also used for gamma = 0, so every row is scored by the same NIMA).
+    data_source: "files", or "tfds" with data_dir a TFDS data_dir holding
+      `mit_adobe_fivek_pairs/<target>` (as for enhancement.train_enhancer).
 
   Returns:
     one row per gamma: gamma, psnr, ssim, nima (output means) and inputs'.
@@ -92,10 +95,10 @@ def run_sweep(data_dir: str, target: str, output_dir: str,
       enhancement.train_enhancer(data_dir, target, model_dir,
                                  nima_model_dir=nima_model_dir if gamma else None,
                                  split_file=split_file, strategy=strategy,
-                                 seed=seed)
+                                 seed=seed, data_source=data_source)
       result = enhancement.evaluate_enhancer(
           data_dir, target, model_dir, eval_dir, nima_model_dir=nima_model_dir,
-          split_file=split_file, num_grids=num_grids)
+          split_file=split_file, num_grids=num_grids, data_source=data_source)
       gin.clear_config()
     rows.append(_row(gamma, result))
   write_table(output_dir, rows)

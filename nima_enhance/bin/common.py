@@ -95,9 +95,22 @@ def define_model_dir_flag(required: bool = True) -> None:
 
 
 def define_pairs_flags() -> None:
-  """--data_dir (required), --target, --nima_model_dir, --split_file."""
+  """--data_dir or --data_source tfds --tfds_data_dir, --target,
+  --nima_model_dir, --split_file (enhance-train, enhance-eval, gamma-sweep)."""
   flags.DEFINE_string("data_dir", None, "Folder with input/<name>.* and "
-                      "<target>/<name>.png.")
+                      "<target>/<name>.png (--data_source=files).")
+  flags.DEFINE_enum("data_source", "files", ["files", "tfds"], "files: the "
+                    "loose pairs folder --data_dir; tfds: the TFRecords of the "
+                    "TFDS `mit_adobe_fivek_pairs/<target>` builder in "
+                    "--tfds_data_dir (build-tfds), with their own split.")
+  flags.DEFINE_string("tfds_data_dir", None, "TFDS data_dir holding the "
+                      "prepared `mit_adobe_fivek_pairs` (--data_source=tfds).")
+  flags.register_multi_flags_validator(
+      ["data_dir", "data_source", "tfds_data_dir"],
+      lambda f: bool(f["data_dir"]) if f["data_source"] == "files"
+      else bool(f["tfds_data_dir"]),
+      message="--data_dir is required (or --data_source=tfds with "
+      "--tfds_data_dir)")
   flags.DEFINE_string("target", None, "Target folder name, e.g. "
                       "local_laplacian or nonlocal_dehaze (default: "
                       "enhancer_target.name from gin).")
@@ -106,7 +119,14 @@ def define_pairs_flags() -> None:
                       "score statistics).")
   flags.DEFINE_string("split_file", None, "File listing the test names (the "
                       "rest trains); default: sorted names, first half trains.")
-  flags.mark_flag_as_required("data_dir")
+
+
+def pairs_data_dir(flag_values) -> str:
+  """The pairs' location: --data_dir (checked) or --tfds_data_dir."""
+  if flag_values.data_source == "tfds":
+    return flag_values.tfds_data_dir
+  require_dirs(data_dir=flag_values.data_dir)
+  return flag_values.data_dir
 
 
 def require_dirs(**folders) -> None:

@@ -2,6 +2,7 @@
 
   enhance-eval --data_dir D --target local_laplacian --model_dir M \
       --output_dir O [--nima_model_dir N] [--split test] [--num_grids 8]
+  enhance-eval --data_source tfds --tfds_data_dir T --target local_laplacian ..
 
 Writes O/eval.json, O/nima_scores.png (Fig. 6) and O/grids/<name>.png
 (input | reference | output, Figs. 7-10); prints a one-line JSON summary.
@@ -30,17 +31,19 @@ FLAGS = flags.FLAGS
 def main(argv):
   if len(argv) > 1:
     raise common.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  common.require_dirs(data_dir=FLAGS.data_dir, model_dir=FLAGS.model_dir)
+  data_dir = common.pairs_data_dir(FLAGS)
+  common.require_dirs(model_dir=FLAGS.model_dir)
   from nima_enhance import config  # pylint: disable=g-import-not-at-top
   from nima_enhance import enhancement  # pylint: disable=g-import-not-at-top
   common.check_output_dir(FLAGS.output_dir)  # before any work
   config.parse_gin(FLAGS.gin_file, FLAGS.gin_bindings)
   result = enhancement.evaluate_enhancer(
-      FLAGS.data_dir, enhancement.resolve_target(FLAGS.target, FLAGS.model_dir),
+      data_dir, enhancement.resolve_target(FLAGS.target, FLAGS.model_dir),
       FLAGS.model_dir, FLAGS.output_dir,
       nima_model_dir=FLAGS.nima_model_dir, split=FLAGS.split,
       split_file=FLAGS.split_file, num_grids=FLAGS.num_grids,
-      save_outputs=FLAGS.save_outputs, max_images=FLAGS.max_images)
+      save_outputs=FLAGS.save_outputs, max_images=FLAGS.max_images,
+      data_source=FLAGS.data_source)
   summary = {k: (v["mean"] if isinstance(v, dict) and "mean" in v else v)
              for k, v in result.items()
              if k not in ("per_image", "skipped", "checkpoint")}

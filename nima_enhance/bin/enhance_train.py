@@ -3,9 +3,11 @@
   enhance-train --data_dir D --target local_laplacian --model_dir M \
       --gin_file enhance/tone_nima.gin --nima_model_dir N \
       [--gin_bindings 'perceptual_loss.gamma=1e-4'] [--split_file F]
+  enhance-train --data_source tfds --tfds_data_dir T --target local_laplacian ..
 
 Pairs are D/input/<name>.* -> D/<target>/<name>.png; gamma = 0 is plain L2
-(Chen et al.) and needs no NIMA.
+(Chen et al.) and needs no NIMA. With --data_source tfds the pairs are the
+`mit_adobe_fivek_pairs/<target>` records `build-tfds` wrote (docs/scaling.md).
 """
 
 
@@ -24,14 +26,14 @@ FLAGS = flags.FLAGS
 def main(argv):
   if len(argv) > 1:
     raise common.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  common.require_dirs(data_dir=FLAGS.data_dir,
-                      nima_model_dir=FLAGS.nima_model_dir)
+  data_dir = common.pairs_data_dir(FLAGS)
+  common.require_dirs(nima_model_dir=FLAGS.nima_model_dir)
   strategy = common.setup_training(FLAGS)
   from nima_enhance import enhancement  # pylint: disable=g-import-not-at-top
   result = enhancement.train_enhancer(
-      FLAGS.data_dir, enhancement.resolve_target(FLAGS.target), FLAGS.model_dir,
+      data_dir, enhancement.resolve_target(FLAGS.target), FLAGS.model_dir,
       nima_model_dir=FLAGS.nima_model_dir, split_file=FLAGS.split_file,
-      strategy=strategy, seed=FLAGS.seed)
+      strategy=strategy, seed=FLAGS.seed, data_source=FLAGS.data_source)
   logging.info("Finished at step %d, loss %.6f, %.2f steps/s",
                result["step"], result["loss"], result["steps_per_sec"])
   print(f"enhance-train: step {result['step']} loss {result['loss']:.6f} "

@@ -3,6 +3,7 @@
   gamma-sweep --data_dir D --target local_laplacian --nima_model_dir N \
       --gammas 0,1e-5,1e-4,1e-3 --output_dir O --gin_file enhance/tone_nima.gin
   gamma-sweep ... --gin_file sweeps/gamma.gin   # gammas from gamma_sweep.gammas
+  gamma-sweep --data_source tfds --tfds_data_dir T --target local_laplacian ..
 
 Each gamma trains into O/gamma_<g>/model and is evaluated into
 O/gamma_<g>/eval; O/sweep.{md,csv,json,png} compare PSNR, SSIM and NIMA.
@@ -29,19 +30,20 @@ FLAGS = flags.FLAGS
 def main(argv):
   if len(argv) > 1:
     raise common.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  common.require_dirs(data_dir=FLAGS.data_dir,
-                      nima_model_dir=FLAGS.nima_model_dir)
+  data_dir = common.pairs_data_dir(FLAGS)
+  common.require_dirs(nima_model_dir=FLAGS.nima_model_dir)
   from nima_enhance import enhancement  # pylint: disable=g-import-not-at-top
   from nima_enhance import sweep  # pylint: disable=g-import-not-at-top
   gammas = sweep.parse_gammas(FLAGS.gammas) if FLAGS.gammas else None
   # Validates the gin files once up front (and sets up the strategy).
   strategy = common.setup_training(FLAGS)
   rows = sweep.run_sweep(
-      FLAGS.data_dir, enhancement.resolve_target(FLAGS.target),
+      data_dir, enhancement.resolve_target(FLAGS.target),
       FLAGS.output_dir, gammas,
       nima_model_dir=FLAGS.nima_model_dir, gin_files=FLAGS.gin_file,
       gin_bindings=FLAGS.gin_bindings, split_file=FLAGS.split_file,
-      strategy=strategy, seed=FLAGS.seed, num_grids=FLAGS.num_grids)
+      strategy=strategy, seed=FLAGS.seed, num_grids=FLAGS.num_grids,
+      data_source=FLAGS.data_source)
   with open(os.path.join(FLAGS.output_dir, "sweep.md"), encoding="utf-8") as f:
     print(f.read(), end="")
   del rows
