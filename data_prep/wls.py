@@ -123,12 +123,9 @@ class Grid:
     """Galerkin P^T A P for 2x2 aggregates: sums of data and crossing edges."""
     h, w = self.shape
     h2, w2 = h + h % 2, w + w % 2
-    data = _pad(self.data, h2, w2)
-    wx, wy = _pad(self.wx, h2, w2 - 1), _pad(self.wy, h2 - 1, w2)
-    return Grid(data[0::2, 0::2] + data[1::2, 0::2] + data[0::2, 1::2]
-                + data[1::2, 1::2],
-                wx[0::2, 1::2] + wx[1::2, 1::2],
-                wy[1::2, 0::2] + wy[1::2, 1::2])
+    return Grid(_cell_sum(self.data, (h2, w2), ((0, 0), (1, 0), (0, 1), (1, 1))),
+                _cell_sum(self.wx, (h2, w2 - 1), ((0, 1), (1, 1))),
+                _cell_sum(self.wy, (h2 - 1, w2), ((1, 0), (1, 1))))
 
   def to_sparse(self) -> sparse.csc_matrix:
     h, w = self.shape
@@ -147,6 +144,18 @@ def _pad(array: np.ndarray, height: int, width: int) -> np.ndarray:
     return array
   out = np.zeros((height, width), array.dtype)
   out[:array.shape[0], :array.shape[1]] = array
+  return out
+
+
+def _cell_sum(array: np.ndarray, padded: tuple, offsets) -> np.ndarray:
+  """sum over (r, c) in offsets of Z[r::2, c::2], Z = `array` zero-padded to
+  `padded`, without the padded copy (same sums, same order)."""
+  r0, c0 = offsets[0]
+  out = np.zeros((len(range(r0, padded[0], 2)), len(range(c0, padded[1], 2))),
+                 array.dtype)
+  for r, c in offsets:
+    part = array[r::2, c::2]
+    out[:part.shape[0], :part.shape[1]] += part
   return out
 
 
