@@ -8,8 +8,11 @@ preprocessing as in training (`ava.preprocess_tf`).
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import dataclasses
+import itertools
+import json
 from typing import Dict, Iterator, List, Optional, Sequence
 
 import keras
@@ -82,26 +85,37 @@ class ScoredImage:
     return float(metrics.std_score(self.distribution))
 
 
+# One preprocessing tf.function per preprocessing dict (traced once per
+# process, not per score_files call).
+_PIXEL_FNS: Dict[str, object] = {}
+
+
+def _pixels_fn(preprocessing: Dict[str, object]):
+  key = json.dumps(preprocessing, sort_keys=True)
+  if key not in _PIXEL_FNS:
+    _PIXEL_FNS[key] = tf.function(
+        lambda x: eval_pixels_tf(x, preprocessing),
+        input_signature=[tf.TensorSpec([None, None, 3], tf.float32)])
+  return _PIXEL_FNS[key]
+
+
 def score_files(bundle: NimaBundle, paths: Sequence[str], batch_size: int = 32,
                 num_threads: int = 4) -> Iterator[ScoredImage]:
   """Scores image files in order; unreadable files are yielded with an error.
 
   Every file goes through the reading contract (`images.read_image`: EXIF
   orientation, alpha over white, every supported format, pixel limit, strict
-  decode) and the evaluation preprocessing, in `num_threads` threads a
-  window of batches ahead of the model, which runs in the bundle's one
-  tf.function (`NimaBundle.predict`).
+  decode) and the evaluation preprocessing in `num_threads` threads, two
+  batches ahead of the model, which runs in the bundle's one tf.function
+  (`NimaBundle.predict`) while the next files are read.
 
   Raises:
     ValueError: batch_size < 1.
   """
   if batch_size < 1:
     raise ValueError(f"batch size must be >= 1, got {batch_size}")
-  preprocessing = bundle.preprocessing
-  height, width = preprocessing["image_size"]
-  to_pixels = tf.function(
-      lambda x: eval_pixels_tf(x, preprocessing),
-      input_signature=[tf.TensorSpec([None, None, 3], tf.float32)])
+  height, width = bundle.preprocessing["image_size"]
+  to_pixels = _pixels_fn(bundle.preprocessing)
 
   def load(path):
     try:
@@ -110,17 +124,28 @@ def score_files(bundle: NimaBundle, paths: Sequence[str], batch_size: int = 32,
       return ScoredImage(path, None, str(err)), None
     return ScoredImage(path, None), to_pixels(image).numpy()
 
-  window = batch_size * 2
+  remaining = iter(paths)
+  pending: collections.deque = collections.deque()
   with concurrent.futures.ThreadPoolExecutor(num_threads) as pool:
-    for start in range(0, len(paths), window):
-      loaded = list(pool.map(load, paths[start:start + window]))
-      good = [(item, pixels) for item, pixels in loaded if pixels is not None]
-      for first in range(0, len(good), batch_size):
-        chunk = good[first:first + batch_size]
-        batch = np.stack([p for _, p in chunk]).reshape(-1, height, width, 3)
-        for (item, _), dist in zip(chunk, bundle.predict(batch).numpy()):
+
+    def refill():
+      for path in itertools.islice(remaining, 2 * batch_size - len(pending)):
+        pending.append(pool.submit(load, path))
+
+    refill()
+    ready: List[tuple] = []
+    while pending:
+      ready.append(pending.popleft().result())
+      refill()
+      good = [(item, px) for item, px in ready if px is not None]
+      if len(good) < batch_size and pending:
+        continue
+      if good:
+        batch = np.stack([px for _, px in good]).reshape(-1, height, width, 3)
+        for (item, _), dist in zip(good, bundle.predict(batch).numpy()):
           item.distribution = dist
-      yield from (item for item, _ in loaded)
+      yield from (item for item, _ in ready)
+      ready = []
 
 
 def evaluate_split(bundle: NimaBundle, ava_dir: str, ratings: ava.AvaRatings,

@@ -6,8 +6,8 @@
 Writes JPEGs of 480x640 (crops and flips of skimage's bundled photos) into a
 temporary folder and a model dir with NIMA (random weights, the paper's
 preprocessing: every image resized to 480x640), then times
-`scoring.score_files` -- the exact nima-score path: read, decode, preprocess
-in tf.data, batch, model -- against the same model on in-memory tensors of the
+`scoring.score_files` -- the exact nima-score path: the strict reading
+contract and preprocessing in reader threads, batch, model -- against the same model on in-memory tensors of the
 same size (the same batches, score_files' `tf.function`,
 `NimaBundle.predict`). The two are
 timed alternately, each round, and the best of each is kept (shared, noisy
