@@ -23,48 +23,87 @@ from nima_enhance.data import fivek
 from nima_enhance.data import image_files
 from nima_enhance.data import images
 from nima_enhance.models import can
+from nima_enhance.models import can_streaming
 
 
 @dataclasses.dataclass
 class EnhancerBundle:
-  """A restored CAN with its model_spec.json."""
+  """A restored CAN with its model_spec.json, callable on float images.
+
+  By default the CAN runs by the bounded-memory band schedule of
+  `models/can_streaming.py` (exact; memory depends on the width, not the
+  height), with the band size chosen from `memory_budget_gb` and the width.
+  `tile_size` N > 0 forces N-row bands; 0 runs the whole image in one piece
+  (float32: the Keras model, XLA-compiled when `jit_compile`, as before the
+  band schedule existed; bfloat16: the folded one-piece graph).
+  """
   model: keras.Model
   spec: Dict[str, object]
   checkpoint: str
   # XLA fuses the padding, normalization and activations between the dilated
-  # convolutions: 1.6x faster on CPU at 2 MP (tools/benchmarks/can_inference.py)
-  # for a compilation of about a second per new image size.
+  # convolutions of the one-piece pass: 1.6x faster on CPU at 2 MP
+  # (tools/benchmarks/can_inference.py), about a second of compilation per
+  # new image size. Used only by the one-piece float32 pass (tile_size 0).
   jit_compile: bool = True
+  tile_size: Optional[int] = None
+  memory_budget_gb: float = can_streaming.DEFAULT_MEMORY_BUDGET_GB
+  precision: str = "float32"
   _fn: Optional[object] = None
 
-  def __call__(self, image: np.ndarray) -> np.ndarray:
-    """Enhances one float RGB [h, w, 3] image at full size; clipped to [0, 1]."""
+  def __call__(self, image) -> np.ndarray:
+    """Enhances one float RGB [h, w, 3] image at full size; clipped to [0, 1].
+
+    image: numpy array or tf.Tensor (a caller that converts and drops its
+    numpy copy first saves a copy of the input, 0.6 GB at 48 MP).
+    """
     if self._fn is None:
-      model = self.model
-      self._fn = tf.function(
-          lambda x: tf.clip_by_value(model(x, training=False), 0.0, 1.0),
-          input_signature=[tf.TensorSpec([1, None, None, 3], tf.float32)],
-          jit_compile=self.jit_compile)
-    batch = tf.convert_to_tensor(image[None].astype(np.float32))
-    return self._fn(batch)[0].numpy()
+      if self.tile_size == 0 and self.precision == "float32":
+        model = self.model
+        one_piece = tf.function(
+            lambda x: tf.clip_by_value(model(x, training=False), 0.0, 1.0),
+            input_signature=[tf.TensorSpec([1, None, None, 3], tf.float32)],
+            jit_compile=self.jit_compile)
+        self._fn = lambda image: one_piece(
+            tf.convert_to_tensor(image, tf.float32)[None])[0].numpy()
+      else:
+        self._fn = can_streaming.StreamingEnhancer(
+            self.model, tile_size=self.tile_size,
+            memory_budget_gb=self.memory_budget_gb, precision=self.precision)
+    return self._fn(image)
 
 
-def load_enhancer(model_dir: str, jit_compile: bool = True) -> EnhancerBundle:
+def load_enhancer(model_dir: str, jit_compile: bool = True,
+                  tile_size: Optional[int] = None,
+                  memory_budget_gb: float =
+                  can_streaming.DEFAULT_MEMORY_BUDGET_GB,
+                  precision: str = "float32") -> EnhancerBundle:
   """Rebuilds the CAN recorded in model_dir and restores its latest checkpoint.
 
   Args:
     model_dir: an enhance-train model dir.
-    jit_compile: run inference XLA-compiled (see EnhancerBundle).
+    jit_compile: XLA-compile the one-piece float32 pass (see EnhancerBundle).
+    tile_size: band rows; 0 = one piece; None = from memory_budget_gb.
+    memory_budget_gb: the CAN's working-memory budget for the default band.
+    precision: "float32" or "bfloat16" (see can_streaming.PRECISIONS).
 
   Raises:
     FileNotFoundError: no model_spec.json or no checkpoint.
-    ValueError: model_dir holds another kind of model.
+    ValueError: model_dir holds another kind of model, or a bad option.
   """
+  if precision not in can_streaming.PRECISIONS:
+    raise ValueError(f"precision must be one of "
+                     f"{', '.join(can_streaming.PRECISIONS)}, got {precision!r}")
+  if tile_size is not None and tile_size < 0:
+    raise ValueError(f"tile_size must be >= 0, got {tile_size}")
+  if memory_budget_gb <= 0:
+    raise ValueError(f"memory_budget_gb must be > 0, got {memory_budget_gb}")
   spec, checkpoint = model_dir_lib.open_model_dir(model_dir, "enhancer")
   args = dict(spec.get("build_can", {}))
   model = can.build_can(**args)
   model_dir_lib.restore(model, checkpoint)
-  return EnhancerBundle(model, spec, checkpoint, jit_compile=jit_compile)
+  return EnhancerBundle(model, spec, checkpoint, jit_compile=jit_compile,
+                        tile_size=tile_size, memory_budget_gb=memory_budget_gb,
+                        precision=precision)
 
 
 def psnr(reference: np.ndarray, image: np.ndarray,
@@ -202,6 +241,10 @@ def evaluate_enhancer(data_dir: str, target: str, model_dir: str,
                       split: str = "test", split_file: Optional[str] = None,
                       num_grids: int = 8, save_outputs: bool = False,
                       max_images: Optional[int] = None,
+                      tile_size: Optional[int] = None,
+                      memory_budget_gb: float =
+                      can_streaming.DEFAULT_MEMORY_BUDGET_GB,
+                      precision: str = "float32",
                       data_source: str = "files") -> Dict[str, object]:
   """enhance-eval's code path: metrics, NIMA statistics, figures.
 
@@ -214,6 +257,7 @@ def evaluate_enhancer(data_dir: str, target: str, model_dir: str,
   Args:
     nima_model_dir: NIMA for the score statistics; default: the one recorded
       at training; none at all skips the NIMA statistics.
+    tile_size, memory_budget_gb, precision: CAN inference (load_enhancer).
     data_source: "files" (data_dir/input, data_dir/<target>) or "tfds"
       (data_dir is a TFDS data_dir with `mit_adobe_fivek_pairs/<target>`;
       its own train/test split).
@@ -222,7 +266,9 @@ def evaluate_enhancer(data_dir: str, target: str, model_dir: str,
     the eval.json dictionary.
   """
   from nima_enhance import enhance_report  # pylint: disable=g-import-not-at-top
-  enhancer = load_enhancer(model_dir)
+  enhancer = load_enhancer(model_dir, tile_size=tile_size,
+                           memory_budget_gb=memory_budget_gb,
+                           precision=precision)
   os.makedirs(output_dir, exist_ok=True)
   # The split the enhancer was trained with, unless told otherwise.
   split_file = split_file or enhancer.spec.get("split_file")
@@ -316,7 +362,21 @@ def enhance_files(enhancer: EnhancerBundle, paths: Sequence[str],
       skipped[path] = str(err)
       continue
     out_path = os.path.join(output_dir, names[path])
-    images.write_image(out_path, enhancer(image), bit_depth=bit_depth)
+    pixels = tf.convert_to_tensor(image, tf.float32)
+    del image  # one copy of the input only, while the CAN runs
+    try:
+      enhanced = enhancer(pixels)
+    except (MemoryError, tf.errors.ResourceExhaustedError,
+            tf.errors.InvalidArgumentError) as err:
+      # One photo that does not fit (or that the graph rejects) must not end
+      # a batch run: name it, skip it, go on.
+      reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+      logging.warning("skipped %s: %s", path, reason)
+      skipped[path] = f"{path}: enhancement failed ({type(err).__name__}: " \
+                      f"{reason[:200]})"
+      continue
+    del pixels
+    images.write_image(out_path, enhanced, bit_depth=bit_depth)
     written.append(out_path)
     logging.info("%s -> %s", path, out_path)
   return {"written": written, "skipped": skipped}

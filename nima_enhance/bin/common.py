@@ -129,6 +129,20 @@ def pairs_data_dir(flag_values) -> str:
   return flag_values.data_dir
 
 
+def define_enhancer_inference_flags() -> None:
+  """--tile_size, --memory_budget_gb, --precision (enhance, enhance-eval)."""
+  flags.DEFINE_integer("tile_size", None, "Rows per band of the exact "
+                       "bounded-memory CAN schedule; 0 = the whole image in "
+                       "one piece; default: chosen from --memory_budget_gb "
+                       "and the image's short side.", lower_bound=0)
+  flags.DEFINE_float("memory_budget_gb", 1.5, "Working memory (GB) the CAN "
+                     "may use when --tile_size is not given.",
+                     lower_bound=0.05)
+  flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16"],
+                    "Compute dtype of the CAN's activations (bfloat16: "
+                    "float32 accumulation; see README Performance).")
+
+
 def require_dirs(**folders) -> None:
   """Raises FileNotFoundError naming the flag of a given but missing folder."""
   for flag_name, path in folders.items():

@@ -1,7 +1,11 @@
 """enhance: run a trained enhancer on images at their original size.
 
   enhance --model_dir M photo.jpg more_photos/ --output_dir O \
-      [--bit_depth 16] [--format png|jpeg]
+      [--bit_depth 16] [--format png|jpeg] [--tile_size N]
+      [--memory_budget_gb G] [--precision float32|bfloat16]
+
+Any photo size runs in bounded memory (exact band schedule, see README);
+a photo that fails is named and skipped, the rest are processed.
 
 Outputs are O/<name>.png (or .jpg), written atomically.
 """
@@ -19,8 +23,10 @@ flags.DEFINE_string("saved_model", None, "Exported enhancer SavedModel "
 flags.DEFINE_string("output_dir", None, "Where enhanced images go.")
 flags.DEFINE_enum("bit_depth", "8", ["8", "16"], "PNG bit depth (JPEG: 8).")
 flags.DEFINE_enum("format", "png", ["png", "jpeg"], "Output format.")
-flags.DEFINE_bool("jit_compile", True, "XLA-compile the CAN (faster; about a "
-                  "second of compilation per new image size).")
+flags.DEFINE_bool("jit_compile", True, "XLA-compile the one-piece CAN pass "
+                  "(--tile_size 0; about a second of compilation per new "
+                  "image size).")
+common.define_enhancer_inference_flags()
 common.define_max_pixels_flag()
 flags.mark_flag_as_required("output_dir")
 FLAGS = flags.FLAGS
@@ -49,8 +55,10 @@ def main(argv):
   if FLAGS.saved_model:
     enhancer = _saved_model_enhancer(FLAGS.saved_model)
   else:
-    enhancer = enhancement.load_enhancer(FLAGS.model_dir,
-                                         jit_compile=FLAGS.jit_compile)
+    enhancer = enhancement.load_enhancer(
+        FLAGS.model_dir, jit_compile=FLAGS.jit_compile,
+        tile_size=FLAGS.tile_size, memory_budget_gb=FLAGS.memory_budget_gb,
+        precision=FLAGS.precision)
   for path, reason in scan.skipped.items():
     logging.warning("skipped %s: %s", path, reason)
   result = enhancement.enhance_files(enhancer, scan.files, FLAGS.output_dir,

@@ -25,6 +25,7 @@ common.define_pairs_flags()
 common.define_model_dir_flag()
 common.define_gin_flags()
 common.define_max_pixels_flag()
+common.define_enhancer_inference_flags()
 FLAGS = flags.FLAGS
 
 
@@ -43,7 +44,8 @@ def main(argv):
       nima_model_dir=FLAGS.nima_model_dir, split=FLAGS.split,
       split_file=FLAGS.split_file, num_grids=FLAGS.num_grids,
       save_outputs=FLAGS.save_outputs, max_images=FLAGS.max_images,
-      data_source=FLAGS.data_source)
+      tile_size=FLAGS.tile_size, memory_budget_gb=FLAGS.memory_budget_gb,
+      precision=FLAGS.precision, data_source=FLAGS.data_source)
   summary = {k: (v["mean"] if isinstance(v, dict) and "mean" in v else v)
              for k, v in result.items()
              if k not in ("per_image", "skipped", "checkpoint")}

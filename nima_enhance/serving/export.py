@@ -165,22 +165,62 @@ def make_scorer_module(model, preprocessing: Dict[str, object]) -> tf.Module:
   return module
 
 
-def make_enhancer_module(model) -> tf.Module:
+def make_enhancer_module(model, tile_size: Optional[int] = None,
+                         memory_budget_gb: Optional[float] = None,
+                         precision: str = "float32") -> tf.Module:
   """A tf.Module with the enhancer's two serving functions.
+
+  The CAN runs in graph by the exact bounded-memory band schedule of
+  `models/can_streaming.py` (a tf.while_loop over row bands), so TF Serving
+  enhances any photo size in memory that depends on its width only; the band
+  size is chosen in graph from the budget and each image's short side.
 
   Args:
     model: CAN keras model, RGB [b, h, w, 3] in [0, 1] -> same shape.
+    tile_size: band rows; None = from memory_budget_gb; 0 = the whole image
+      in one piece (float32: the Keras model's own graph, as TFLite needs).
+    memory_budget_gb: the CAN's working-memory budget per image (default
+      can_streaming.DEFAULT_MEMORY_BUDGET_GB).
+    precision: "float32" or "bfloat16" compute dtype.
 
   Returns:
     module with `enhance_image_bytes` and `enhance` tf.functions.
   """
+  from nima_enhance.models import can_streaming  # pylint: disable=g-import-not-at-top
+  if precision not in can_streaming.PRECISIONS:
+    raise ExportError(f"precision must be one of "
+                      f"{', '.join(can_streaming.PRECISIONS)}, got "
+                      f"{precision!r}")
+  budget = (can_streaming.DEFAULT_MEMORY_BUDGET_GB if memory_budget_gb is None
+            else float(memory_budget_gb))
   module = tf.Module(name="can_enhancer")
-  module.model_variables = list(model.variables)
+  if tile_size == 0 and precision == "float32":
+    module.model_variables = list(model.variables)
 
-  def run(batch):
-    # The CAN's output is unclipped (training needs the gradient outside
-    # [0, 1]); served images are clipped, as enhance and enhance-eval do.
-    return tf.clip_by_value(model(batch, training=False), 0.0, 1.0)
+    def run(batch):
+      # The CAN's output is unclipped (training needs the gradient outside
+      # [0, 1]); served images are clipped, as enhance and enhance-eval do.
+      return tf.clip_by_value(model(batch, training=False), 0.0, 1.0)
+    quantized_of = None
+  else:
+    folded = can_streaming.fold_can(model)
+    # Folded weights (normalization inside the kernels), stored as variables.
+    module.folded_weights = [tf.Variable(w, trainable=False)
+                             for w in can_streaming.weight_list(folded)]
+    dtype = tf.bfloat16 if precision == "bfloat16" else tf.float32
+
+    def run(batch):
+      return tf.map_fn(
+          lambda image: can_streaming.enhance_image(
+              image, module.folded_weights, folded.dilations, folded.slope,
+              tile_size, budget, dtype),
+          batch, fn_output_signature=tf.TensorSpec([None, None, 3],
+                                                   tf.float32))
+
+    def quantized_of(image):
+      return can_streaming.enhance_image(
+          image, module.folded_weights, folded.dilations, folded.slope,
+          tile_size, budget, dtype, output_uint8=True)
 
   @tf.function(input_signature=[
       tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])
@@ -188,7 +228,11 @@ def make_enhancer_module(model) -> tf.Module:
     return {"images": run(images01)}
 
   def png_of(image_bytes):
-    enhanced = run(_checked_decode_tf(image_bytes)[None])[0]
+    decoded = _checked_decode_tf(image_bytes)
+    if quantized_of is not None:
+      # Quantized band by band: no float copy of the whole output.
+      return tf.io.encode_png(quantized_of(decoded))
+    enhanced = run(decoded[None])[0]
     # tf.round rounds half to even like np.round in images.quantize, so the
     # PNG holds the same values `enhance --bit_depth 8` writes.
     quantized = tf.cast(tf.round(enhanced * 255.0), tf.uint8)
@@ -472,7 +516,7 @@ class SavedModelEnhancer:
 
   def __call__(self, image: np.ndarray) -> np.ndarray:
     """Enhances one float RGB [h, w, 3] image in [0, 1]; clipped to [0, 1]."""
-    batch = tf.convert_to_tensor(np.asarray(image, np.float32)[None])
+    batch = tf.convert_to_tensor(image, tf.float32)[None]
     return self._enhance(images=batch)["images"][0].numpy()
 
 

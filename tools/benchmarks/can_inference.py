@@ -19,12 +19,31 @@ Targets (DESIGN.md section 6, issue 8):
   * a 12 MP image enhanced in one piece within 6 GB peak memory (growth of the
     process's peak resident set during the forward pass, on CPU; the device's
     peak on GPU).
+
+Bounded memory (issue 12), `--bounded`:
+
+    python tools/benchmarks/can_inference.py --bounded [--bounded_mp 2,12,24,48]
+        [--band_curve 32,64,128,256,512] [--one_piece_max_mp 12] [--end_to_end]
+
+Each row runs in its own subprocess (so its peak resident memory, VmHWM, is
+its own): `enhance`'s default bounded-memory band schedule
+(`EnhancerBundle`, band from --memory_budget_gb and the short side) at each
+size, the one-piece XLA pass (`--tile_size 0`) up to --one_piece_max_mp, and
+the band-size curve (time and memory per band size) at 12 MP. Images are
+skimage's astronaut photo upscaled to the size (real content, nothing
+committed). `--end_to_end` also runs the `enhance` binary on a 24 MP and a 48
+MP JPEG and the exported SavedModel's `enhance_image_bytes` on the same JPEG
+bytes (peak resident memory of that process, from wait4's rusage).
+Targets: 12 MP bands <= 1.3x the one-piece time; 24 and 48 MP under 4 GB peak.
 """
 
 import argparse
 import os
+import json
 import re
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -40,6 +59,11 @@ from nima_enhance.models import can  # noqa: E402
 
 TARGET_RATIO = 0.7
 TARGET_PEAK_GB = 6.0
+TARGET_BOUNDED_TIME_RATIO = 1.3
+TARGET_BOUNDED_PEAK_GB = 4.0
+# Sizes (h x w) of the bounded-memory rows, by megapixels.
+SHAPES = {2: (1200, 1600), 12: (3000, 4000), 24: (4000, 6000),
+          48: (6000, 8000)}
 
 
 def _status_kb(field):
@@ -123,7 +147,223 @@ def _run(fn, x):
   return time.perf_counter() - start, time.process_time() - start_cpu
 
 
+def _photo(height, width):
+  """skimage's astronaut upscaled to height x width, float32 [0, 1]."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from skimage import data  # pylint: disable=g-import-not-at-top
+  pixels = Image.fromarray(data.astronaut()).resize((width, height),
+                                                   Image.BILINEAR)
+  return np.asarray(pixels, np.float32) / 255.0
+
+
+def _child(job):
+  """One bounded-memory row in this (fresh) process; prints a JSON line."""
+  from nima_enhance import enhancement  # pylint: disable=g-import-not-at-top
+  from nima_enhance.models import can_streaming  # pylint: disable=g-import-not-at-top
+  model = can.build_can()
+  bundle = enhancement.EnhancerBundle(
+      model, {}, "", jit_compile=True, tile_size=job["tile"],
+      memory_budget_gb=job["budget"], precision=job["precision"])
+  bundle(np.zeros((64, 96, 3), np.float32))  # tracing
+  height, width = job["shape"]
+  image = _photo(height, width)
+  rss_before = _status_kb("VmRSS") * 1024
+  best = (float("inf"), float("inf"))
+  for _ in range(job["rounds"]):
+    start, start_cpu = time.perf_counter(), time.process_time()
+    bundle(image)
+    best = min(best, (time.perf_counter() - start,
+                      time.process_time() - start_cpu))
+  band = job["tile"]
+  if band is None:
+    band = int(can_streaming.band_rows_for(min(height, width), job["budget"]))
+  print(json.dumps({"wall": best[0], "cpu": best[1], "band": band,
+                    "peak": _status_kb("VmHWM") * 1024,
+                    "rss_before": rss_before}))
+
+
+def _run_child(args, job):
+  out = subprocess.run([sys.executable, os.path.abspath(__file__),
+                        "--child", json.dumps(job)],
+                       capture_output=True, text=True, check=False)
+  lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
+  if out.returncode or not lines:
+    return {"error": (out.stderr.strip().splitlines() or ["?"])[-1]}
+  return json.loads(lines[-1])
+
+
+def _peak_of(cmd, env=None):
+  """(exit code, wall seconds, peak resident bytes) of a command."""
+  start = time.perf_counter()
+  proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, env=env)
+  _, status, usage = os.wait4(proc.pid, 0)
+  proc.returncode = os.waitstatus_to_exitcode(status)
+  return (proc.returncode, time.perf_counter() - start,
+          usage.ru_maxrss * 1024)
+
+
+_SERVE = """
+import sys, tensorflow as tf
+loaded = tf.saved_model.load(sys.argv[1])
+data = open(sys.argv[2], 'rb').read()
+png = loaded.signatures['enhance_image_bytes'](image=tf.constant(data))
+assert len(png['image'].numpy()) > 1000
+"""
+
+
+def _end_to_end(mps, budget):
+  """enhance binary and SavedModel bytes signature on big JPEGs: peak RSS."""
+  from nima_enhance.data import images  # pylint: disable=g-import-not-at-top
+  from nima_enhance.serving import export  # pylint: disable=g-import-not-at-top
+  work = tempfile.mkdtemp(prefix="can_bench_")
+  model_dir = os.path.join(work, "can")
+  os.makedirs(model_dir)
+  model = can.build_can()
+  tf.train.Checkpoint(model=model, step=tf.Variable(1, dtype=tf.int64)).save(
+      os.path.join(model_dir, "ckpt"))
+  with open(os.path.join(model_dir, "model_spec.json"), "w",
+            encoding="utf-8") as f:
+    json.dump({"task": "enhancer", "build_can": can.current_can_args(),
+               "target": "benchmark", "gamma": 0.0}, f)
+  saved = export.export_model(model_dir, os.path.join(work, "export"))
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+  rows = []
+  for mp in mps:
+    height, width = SHAPES[mp]
+    path = os.path.join(work, f"photo_{mp}mp.jpg")
+    images.write_image(path, _photo(height, width))
+    code, wall, peak = _peak_of(
+        [sys.executable, "-m", "nima_enhance.bin.enhance", "--model_dir",
+         model_dir, "--output_dir", os.path.join(work, "out"), path,
+         f"--memory_budget_gb={budget}"], env)
+    rows.append((f"enhance binary, {mp} MP JPEG -> PNG", code, wall, peak))
+    code, wall, peak = _peak_of([sys.executable, "-c", _SERVE, saved, path],
+                                env)
+    rows.append((f"SavedModel enhance_image_bytes, {mp} MP", code, wall, peak))
+    os.remove(path)
+  print("\nEnd to end (whole process: load, decode, CAN, encode, write):")
+  for name, code, wall, peak in rows:
+    verdict = ("PASS" if code == 0 and peak < TARGET_BOUNDED_PEAK_GB * 1e9
+               else "MISS")
+    print(f"  {name:42s} exit {code}, {wall:6.1f} s, peak RSS "
+          f"{peak / 1e9:5.2f} GB (target < {TARGET_BOUNDED_PEAK_GB:.0f} GB): "
+          f"{verdict}", flush=True)
+
+
+def bounded(args):
+  """The bounded-memory rows: one subprocess per row (own peak memory)."""
+  mps = [int(v) for v in args.bounded_mp.split(",")]
+  model = can.build_can()
+  job = dict(budget=args.memory_budget_gb, precision=args.precision,
+             rounds=args.rounds)
+  print(f"Bounded-memory CAN (build_can() defaults), CPU, "
+        f"{os.cpu_count()} cores shared with other jobs, budget "
+        f"{args.memory_budget_gb} GB, {args.precision}, best of "
+        f"{args.rounds}; one subprocess per row; peak = VmHWM of the whole "
+        "process (TF runtime, input and output images included)")
+  print(f"{'MP':>3} {'size':>9} {'mode':>15} {'band':>5} {'s':>7} "
+        f"{'CPU s':>7} {'GFLOP/s':>8} {'peak GB':>8} {'before GB':>9}")
+  results = {}
+
+  def row(mp, mode, tile):
+    height, width = SHAPES[mp]
+    result = _run_child(args, dict(job, shape=[height, width], tile=tile))
+    results[(mp, mode, tile)] = result
+    if "error" in result:
+      print(f"{mp:>3} {height}x{width} {mode:>15} failed: {result['error']}")
+      return
+    gflops = can_flops(model, height, width) / result["wall"] / 1e9
+    print(f"{mp:>3} {height}x{width:<4} {mode:>15} {result['band']:>5} "
+          f"{result['wall']:7.2f} {result['cpu']:7.2f} {gflops:8.1f} "
+          f"{result['peak'] / 1e9:8.2f} {result['rss_before'] / 1e9:9.2f}",
+          flush=True)
+
+  for mp in mps:
+    if mp <= args.one_piece_max_mp:
+      row(mp, "one piece (XLA)", 0)
+    row(mp, "bands, default", None)
+  for band in ([int(v) for v in args.band_curve.split(",")]
+               if args.band_curve else []):
+    row(12, "bands, curve", band)
+  one = results.get((12, "one piece (XLA)", 0), {})
+  default = results.get((12, "bands, default", None), {})
+  if "wall" in one and "wall" in default:
+    ratio = default["wall"] / one["wall"]
+    cpu_ratio = default["cpu"] / one["cpu"]
+    verdict = "PASS" if ratio <= TARGET_BOUNDED_TIME_RATIO else "MISS"
+    print(f"12 MP bands / one piece: {ratio:.2f}x wall, {cpu_ratio:.2f}x CPU "
+          f"s (target <= {TARGET_BOUNDED_TIME_RATIO}): {verdict}")
+  for mp in (24, 48):
+    result = results.get((mp, "bands, default", None), {})
+    if "peak" in result:
+      verdict = ("PASS" if result["peak"] < TARGET_BOUNDED_PEAK_GB * 1e9
+                 else "MISS")
+      print(f"{mp} MP bands peak {result['peak'] / 1e9:.2f} GB (target < "
+            f"{TARGET_BOUNDED_PEAK_GB:.0f} GB): {verdict}")
+  if args.end_to_end:
+    _end_to_end([mp for mp in (24, 48) if mp in mps], args.memory_budget_gb)
+
+
+def _mixing_can():
+  """build_can() with weights far from the identity (no trained CAN here)."""
+  model = can.build_can(init_noise=0.02, seed=1)
+  rng = np.random.default_rng(1)
+  for layer in model.layers:
+    norm = getattr(layer, "batch_norm", None)
+    if norm is not None:
+      c = int(norm.moving_mean.shape[0])
+      norm.moving_mean.assign(rng.normal(0, 0.05, c).astype(np.float32))
+      norm.moving_variance.assign(rng.uniform(0.8, 1.2, c).astype(np.float32))
+      layer.mu.assign(0.3)
+  return model
+
+
+def precision_compare(args):
+  """bfloat16 vs float32 band schedule: time at 2 MP, error on real photos."""
+  from skimage import data  # pylint: disable=g-import-not-at-top
+  from nima_enhance.models import can_streaming  # pylint: disable=g-import-not-at-top
+  model = _mixing_can()
+  runs = {p: can_streaming.StreamingEnhancer(
+      model, memory_budget_gb=args.memory_budget_gb, precision=p)
+          for p in can_streaming.PRECISIONS}
+  image = _photo(*SHAPES[2])
+  best = {p: (float("inf"), float("inf")) for p in runs}
+  for p, run in runs.items():
+    run(image[:64, :96])  # tracing
+  for _ in range(args.rounds):
+    for p, run in runs.items():
+      start, cpu = time.perf_counter(), time.process_time()
+      run(image)
+      best[p] = min(best[p], (time.perf_counter() - start,
+                              time.process_time() - cpu))
+  print("bfloat16 vs float32 (band schedule, default band, "
+        f"{SHAPES[2][0]}x{SHAPES[2][1]}, best of {args.rounds}):")
+  for p, (wall, cpu) in best.items():
+    print(f"  {p:9s} {wall:6.2f} s wall, {cpu:6.2f} CPU s")
+  print(f"  speed-up bfloat16: {best['float32'][0] / best['bfloat16'][0]:.2f}x"
+        f" wall, {best['float32'][1] / best['bfloat16'][1]:.2f}x CPU s")
+  worst = 0.0
+  for name in ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry"):
+    photo = np.asarray(getattr(data, name)(), np.float32)[..., :3] / 255.0
+    f32, bf16 = runs["float32"](photo), runs["bfloat16"](photo)
+    diff = np.abs(bf16.astype(np.float64) - f32)
+    mse = float(np.mean(diff ** 2))
+    psnr = 10 * np.log10(1.0 / mse) if mse else float("inf")
+    change = float(np.abs(f32 - photo).mean())
+    worst = max(worst, float(diff.max()))
+    print(f"  {name:22s} {photo.shape[0]}x{photo.shape[1]}: max |bf16 - f32| "
+          f"{diff.max():.4f} ({diff.max() * 255:.2f}/255), mean "
+          f"{diff.mean():.5f}, PSNR {psnr:.1f} dB (CAN changes the photo by "
+          f"{change:.3f} on average)")
+  verdict = "within" if worst <= 1 / 255 else "NOT within"
+  print(f"  worst max abs {worst:.4f}: {verdict} 1/255 of float32")
+
+
 def main():
+  if len(sys.argv) == 3 and sys.argv[1] == "--child":
+    _child(json.loads(sys.argv[2]))
+    return
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--sizes", default="1200x1600,3000x4000",
                       help="HxW sizes, comma-separated")
@@ -132,7 +372,25 @@ def main():
   parser.add_argument("--jit_compile", default=True,
                       action=argparse.BooleanOptionalAction,
                       help="XLA-compile the CAN as enhance does by default")
+  parser.add_argument("--bounded", action="store_true",
+                      help="the bounded-memory rows (see module docstring)")
+  parser.add_argument("--bounded_mp", default="2,12,24,48")
+  parser.add_argument("--band_curve", default="",
+                      help="band sizes timed at 12 MP, e.g. 64,128,256,512")
+  parser.add_argument("--one_piece_max_mp", type=int, default=12)
+  parser.add_argument("--memory_budget_gb", type=float, default=1.5)
+  parser.add_argument("--precision", default="float32",
+                      choices=["float32", "bfloat16"])
+  parser.add_argument("--end_to_end", action="store_true")
+  parser.add_argument("--precision_compare", action="store_true",
+                      help="bfloat16 vs float32: speed and error on photos")
   args = parser.parse_args()
+  if args.precision_compare:
+    precision_compare(args)
+    return
+  if args.bounded:
+    bounded(args)
+    return
   sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
 
   model = can.build_can()

@@ -1,0 +1,167 @@
+"""Tests of nima_enhance.models.can_streaming: exact bounded-memory inference.
+
+The reference is always the Keras CAN run on the whole image (with its
+SymmetricPad2D and inference-mode adaptive normalization), never the band
+schedule itself.
+"""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from nima_enhance import enhancement
+from nima_enhance.models import can
+from nima_enhance.models import can_streaming
+from nima_enhance.serving import export
+
+import serving_helpers
+
+
+def _nontrivial_can(depth=10, width=8, seed=3):
+  """A CAN far from the identity, with non-trivial normalization weights."""
+  model = can.build_can(width=width, depth=depth, init_noise=0.03, seed=seed)
+  rng = np.random.default_rng(seed)
+  for layer in model.layers:
+    if isinstance(layer, can.AdaptiveNormalization):
+      bn = layer.batch_norm
+      c = int(bn.moving_mean.shape[0])
+      bn.moving_mean.assign(rng.normal(0.0, 0.1, c).astype(np.float32))
+      bn.moving_variance.assign(rng.uniform(0.5, 2.0, c).astype(np.float32))
+      bn.gamma.assign(rng.uniform(0.5, 1.5, c).astype(np.float32))
+      bn.beta.assign(rng.normal(0.0, 0.1, c).astype(np.float32))
+      layer.lam.assign(0.9)
+      layer.mu.assign(0.4)
+  return model
+
+
+@pytest.fixture(scope="module")
+def model():
+  return _nontrivial_can()
+
+
+def _photo(height, width, name="astronaut"):
+  from skimage import data  # pylint: disable=g-import-not-at-top
+  pixels = np.asarray(getattr(data, name)(), np.float32) / 255.0
+  return tf.image.resize(pixels, (height, width)).numpy().clip(0.0, 1.0)
+
+
+def _keras(model, image):
+  return np.clip(model(image[None], training=False)[0].numpy(), 0.0, 1.0)
+
+
+def test_fold_equals_keras_normalization(model):
+  image = _photo(33, 47)
+  reference = _keras(model, image)
+  folded = can_streaming.fold_can(model)
+  weights = can_streaming.weight_list(folded)
+  whole = 33 + sum(folded.dilations)
+  ours = can_streaming.enhance_bands(tf.constant(image), weights,
+                                     folded.dilations, folded.slope,
+                                     whole).numpy()
+  assert np.abs(ours - reference).max() < 1e-4
+  # The network is far from the identity, so equality is not trivial.
+  assert np.abs(reference - image).max() > 0.2
+  # uint8 in, uint8 out (the SavedModel bytes path): round(255 * output).
+  as_uint8 = can_streaming.enhance_bands(
+      tf.constant(np.round(image * 255).astype(np.uint8)), weights,
+      folded.dilations, folded.slope, 7, output_uint8=True).numpy()
+  expected = np.round(255 * _keras(model, np.round(image * 255) / 255))
+  assert np.abs(as_uint8.astype(float) - expected).max() <= 1
+
+
+@pytest.fixture(scope="module")
+def bands(model):
+  """enhance_image with the band size as an input: one trace for all tests."""
+  folded = can_streaming.fold_can(model)
+  weights = can_streaming.weight_list(folded)
+  return tf.function(
+      lambda image, band: can_streaming.enhance_image(
+          image, weights, folded.dilations, folded.slope, band),
+      input_signature=[tf.TensorSpec([None, None, 3], tf.float32),
+                       tf.TensorSpec([], tf.int32)])
+
+
+@pytest.mark.parametrize("size,tiles", [
+    ((300, 41), (9, 64, 257, 0)),   # taller than most dilations; 0 = one piece
+    ((40, 60), (1, 16, 39, 40)),    # pads exceed the image; wide: transposed
+    ((37, 23), (5, 36)),            # odd sizes
+    ((1, 1), (1,)),
+])
+def test_bands_equal_one_piece(model, bands, size, tiles):
+  image = _photo(*size)
+  reference = _keras(model, image)
+  for tile in tiles:
+    streamed = bands(tf.constant(image), tf.constant(tile)).numpy()
+    assert streamed.shape == image.shape
+    assert np.abs(streamed - reference).max() < 1e-4, tile
+
+
+def test_streaming_enhancer_transposes_wide_outputs_as_views(model):
+  image = _photo(20, 45)
+  out = can_streaming.StreamingEnhancer(model, tile_size=6)(image)
+  assert out.shape == image.shape
+  assert np.abs(out - _keras(model, image)).max() < 1e-4
+
+
+def test_default_band_from_budget_and_width(model):
+  # band = (budget / (width * row bytes) - held rows) / factor, clipped.
+  c = can_streaming
+  for width in (1500, 4000, 6000):
+    per_row = (width + c.WIDTH_PAD) * c.ROW_BYTES
+    expected = (3e9 / per_row - c.HELD_ROWS) / c.BAND_FACTOR
+    expected = int(min(max(expected, c.MIN_BAND_ROWS), c.MAX_BAND_ROWS))
+    assert int(c.band_rows_for(width, 3.0)) == expected
+  assert int(c.band_rows_for(20000, 3.0)) == c.MIN_BAND_ROWS
+  assert int(c.band_rows_for(1, 3.0)) == c.MAX_BAND_ROWS
+  # The default path (band chosen in graph) still equals the whole image.
+  image = _photo(90, 70)
+  ours = can_streaming.StreamingEnhancer(model, memory_budget_gb=0.01)(image)
+  assert np.abs(ours - _keras(model, image)).max() < 1e-4
+
+
+def test_bfloat16_close_to_float32_but_not_equal(model):
+  image = _photo(64, 80, "coffee")
+  f32 = can_streaming.StreamingEnhancer(model, tile_size=16)(image)
+  bf16 = can_streaming.StreamingEnhancer(model, tile_size=16,
+                                         precision="bfloat16")(image)
+  diff = np.abs(bf16 - f32)
+  assert diff.max() > 0  # really computed in bfloat16
+  assert diff.mean() < 0.02
+
+
+def test_bad_options(model):
+  with pytest.raises(ValueError, match="precision"):
+    can_streaming.StreamingEnhancer(model, precision="float16")
+  with pytest.raises(ValueError, match="tile_size"):
+    can_streaming.StreamingEnhancer(model, tile_size=-1)
+
+
+def test_load_enhancer_and_export_use_the_bands(tmp_path):
+  can_dir = serving_helpers.make_can_dir(str(tmp_path / "can"))
+  image = _photo(70, 50, "chelsea")
+  one_piece = enhancement.load_enhancer(can_dir, tile_size=0,
+                                        jit_compile=False)
+  reference = _keras(one_piece.model, image)
+  assert np.abs(one_piece(image) - reference).max() < 1e-5
+  for tile in (None, 9):
+    bundle = enhancement.load_enhancer(can_dir, tile_size=tile)
+    assert np.abs(bundle(image) - reference).max() < 1e-4
+  module = export.make_enhancer_module(one_piece.model, tile_size=9)
+  batch = np.stack([image, image[::-1]])
+  served = module.enhance(tf.constant(batch))["images"].numpy()
+  assert np.abs(served[0] - reference).max() < 1e-4
+  assert np.abs(served[1] - _keras(one_piece.model, image[::-1])).max() < 1e-4
+
+
+def test_enhance_flags_reject_bad_values():
+  result = subprocess.run(
+      [sys.executable, "-m", "nima_enhance.bin.enhance", "--model_dir", "m",
+       "--output_dir", "o", "--tile_size", "-3", "x.png"],
+      capture_output=True, text=True, timeout=120,
+      cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  assert result.returncode == 2
+  assert "tile_size" in result.stderr and "Traceback" not in result.stderr
