@@ -19,6 +19,7 @@ from nima_enhance.bin import common
 common.define_pairs_flags()
 common.define_model_dir_flag()
 common.define_gin_flags()
+common.define_max_pixels_flag()
 common.define_strategy_flags()
 FLAGS = flags.FLAGS
 

@@ -23,6 +23,7 @@ flags.DEFINE_integer("num_grids", 4, "Comparison grids per gamma.")
 flags.mark_flag_as_required("output_dir")
 common.define_pairs_flags()
 common.define_gin_flags()
+common.define_max_pixels_flag()
 common.define_strategy_flags()
 FLAGS = flags.FLAGS
 

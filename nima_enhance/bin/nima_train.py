@@ -32,6 +32,7 @@ flags.register_multi_flags_validator(
     "--tfds_data_dir)")
 common.define_model_dir_flag()
 common.define_gin_flags()
+common.define_max_pixels_flag()
 common.define_strategy_flags()
 FLAGS = flags.FLAGS
 

@@ -453,7 +453,11 @@ def decode_image_tf(image_bytes: tf.Tensor,
                               tf.float32) / 65535.0)
 
   def gif():
-    return tf.cast(tf.io.decode_gif(data)[0], tf.float32) / 255.0
+    # decode_image stops after the first frame (decode_gif would decode them
+    # all: frames x pixels, unbounded by the header check).
+    return tf.cast(tf.io.decode_image(data, channels=3,
+                                      expand_animations=False),
+                   tf.float32) / 255.0
 
   def bmp():
     return tf.cast(tf.io.decode_bmp(data, channels=3), tf.float32) / 255.0
