@@ -239,6 +239,9 @@ def test_bad_files_and_sizes_are_named(tmp_path):
   bogus.write_bytes(b"not a flatbuffer")
   with pytest.raises(tflite.TfliteError, match="no tflite_metadata.json"):
     tflite.load_tflite(str(bogus))
+  (tmp_path / "v" / tflite.METADATA_FILE).write_text('{"kind": ')
+  with pytest.raises(tflite.TfliteError, match="not valid JSON"):
+    tflite.load_tflite(str(bogus))
   (tmp_path / "v" / tflite.METADATA_FILE).write_text('{"kind": "scorer"}')
   with pytest.raises(tflite.TfliteError, match="not a TFLite model"):
     tflite.load_tflite(str(tmp_path / "v"))

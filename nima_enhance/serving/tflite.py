@@ -20,8 +20,8 @@ fixed at export -> images float32 [1, H, W, 3] clipped to [0, 1]; none or
 float16 only (int8 is refused: an image-to-image network's outputs would be
 quantized to 8 bits of its calibration range, and no target asks for it).
 
-float16 stores the weights as float16 (half the file); the CPU interpreter
-dequantizes them once at load and computes in float32.
+float16 stores the weights as float16: half the file, about the float32
+latency on this CPU (tools/benchmarks/tflite.py).
 
 Running the files: `tflite_runner` (re-exported here).
 """
@@ -192,21 +192,23 @@ def _eval_pixels(paths: Sequence[str],
     yield pixels.numpy()[None]
 
 
-def scorer_agreement(reference, candidate, paths: Sequence[str]
-                    ) -> Optional[Dict[str, float]]:
+def scorer_agreement(reference, candidate, paths: Sequence[str],
+                     batch_size: int = 8) -> Optional[Dict[str, float]]:
   """Mean/distribution agreement of two scorers over image files.
 
   Args:
     reference, candidate: NimaBundle-likes (preprocessing, predict).
     paths: image files.
+    batch_size: images per checkpoint batch (8 keeps a 480x640 MobileNet
+      near 2 GB).
 
   Returns:
     {"images", "max_abs_mean_diff", "srcc_means",
     "max_abs_distribution_diff"}, or None when no image could be scored.
   """
-  ref = {s.path: s for s in scoring.score_files(reference, paths)
+  ref = {s.path: s for s in scoring.score_files(reference, paths, batch_size)
          if s.error is None}
-  got = {s.path: s for s in scoring.score_files(candidate, paths)
+  got = {s.path: s for s in scoring.score_files(candidate, paths, batch_size)
          if s.error is None}
   common = [p for p in paths if p in ref and p in got]
   if not common:

@@ -36,7 +36,6 @@ class TfliteError(ValueError):
   """A TFLite file or export request that cannot be used as asked."""
 
 
-
 def _interpreter(model_path: str, num_threads: Optional[int]):
   with warnings.catch_warnings():
     # tf.lite.Interpreter's deprecation notice (see the module docstring).
@@ -44,7 +43,7 @@ def _interpreter(model_path: str, num_threads: Optional[int]):
     try:
       interpreter = tf.lite.Interpreter(model_path=model_path,
                                         num_threads=num_threads)
-    except ValueError as err:
+    except (ValueError, RuntimeError) as err:
       first = str(err).strip().splitlines()[0] if str(err).strip() else ""
       raise TfliteError(f"{model_path}: not a TFLite model ({first[:200]})"
                        ) from None
@@ -139,7 +138,10 @@ def read_metadata(model_path: str) -> Dict[str, object]:
     raise TfliteError(f"{model_path}: no {METADATA_FILE} beside it (the "
                       "input contract nima-export --format tflite writes)")
   with open(path, "r", encoding="utf-8") as f:
-    return json.load(f)
+    try:
+      return json.load(f)
+    except json.JSONDecodeError as err:
+      raise TfliteError(f"{path}: not valid JSON ({err.msg})") from None
 
 
 def load_tflite(path: str, num_threads: Optional[int] = None) -> TfliteModel:

@@ -2,7 +2,8 @@
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python tools/benchmarks/tflite.py
         [--backbones small_cnn,mobilenet] [--rounds 30] [--small_steps 300]
-        [--mobilenet_size 224] [--json out.json]
+        [--mobilenet_size 224x224] [--quantizations none,float16,int8]
+        [--json out.json]
 
 For each backbone and each --quantize (none, float16, int8) this runs
 `nima-export --format tflite` (the library call behind it) and measures, in
@@ -21,17 +22,19 @@ Models (ImageNet weights cannot be downloaded here):
 * small_cnn: trained from scratch by nima-train on a synthetic AVA folder
   (gin/nima/from_scratch_small.gin at 96x128, --small_steps steps);
 * mobilenet: weights=None as built, its batch-norm statistics recalibrated on
-  64 training images (so the features are not collapsed to a constant) and no
-  training: random weights are the hardest case for int8 calibration, so its
-  int8 agreement is a lower bound for a trained MobileNet, not an estimate.
+  64 training images (10 at 480x640; so the features are not collapsed to a
+  constant) and no training: random weights are the hardest case for int8
+  calibration, so its int8 agreement says nothing about a trained MobileNet.
 
 The machine's 2 cores are shared with other jobs: absolute latencies are
 noisy; the float/float16/int8 figures of one backbone come from the same run.
 """
 
 import argparse
+import gc
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -76,10 +79,13 @@ def make_mobilenet(ava_dir, model_dir, size, training_images):
   """
   keras.utils.set_random_seed(0)
   model = nima_lib.build_nima(backbone="mobilenet", weights=None, dropout=0.1)
-  preprocessing = {"mode": "paper", "image_size": [size, size],
+  preprocessing = {"mode": "paper", "image_size": list(size),
                    "resize_size": 256, "random_flip": True}
+  # 64 images at 224x224; fewer at larger sizes so the one training-mode
+  # batch keeps the same pixel count (64 at 480x640 needed 17 GB).
+  count = max(8, min(64, 64 * 224 * 224 // (size[0] * size[1])))
   paths = [ava.image_path(ava_dir, i)
-           for i in training_images["image_ids"][:64]]
+           for i in training_images["image_ids"][:count]]
   pixels = tf.stack([scoring.eval_pixels_tf(ava.load_image_tf(p),
                                             preprocessing) for p in paths])
   norms = [layer for layer in model._flatten_layers()  # pylint: disable=protected-access
@@ -108,7 +114,8 @@ def best_latency(fn, x, rounds):
   return float(np.min(times))
 
 
-def bench_backbone(name, model_dir, export_root, held_out, rounds):
+def bench_backbone(name, model_dir, export_root, held_out, rounds,
+                   quantizations):
   bundle = scoring.load_nima(model_dir)
   height, width = bundle.preprocessing["image_size"]
   pixels = next(iter(
@@ -117,10 +124,10 @@ def bench_backbone(name, model_dir, export_root, held_out, rounds):
                                            bundle.preprocessing)))).numpy()[None]
   keras_ms = 1e3 * best_latency(
       lambda x: bundle.predict(tf.constant(x)).numpy(), pixels, rounds)
-  checkpoint_means = [s.mean for s in scoring.score_files(bundle, held_out)
+  checkpoint_means = [s.mean for s in scoring.score_files(bundle, held_out, 8)
                       if s.error is None]
   rows = []
-  for quantize in tflite.QUANTIZATIONS:
+  for quantize in quantizations:
     start = time.perf_counter()
     path = tflite.export_tflite(model_dir, os.path.join(export_root, name,
                                                         quantize),
@@ -130,8 +137,11 @@ def bench_backbone(name, model_dir, export_root, held_out, rounds):
     for threads in (1, 2):
       model = tflite.load_tflite(path, num_threads=threads)
       latency[threads] = 1e3 * best_latency(model.run, pixels, rounds)
+      del model  # one interpreter (and its activation arena) at a time
+      gc.collect()
     agreement = tflite.scorer_agreement(bundle, tflite.load_tflite(path),
                                         held_out)
+    gc.collect()
     rows.append({"backbone": name, "input": f"{height}x{width}",
                  "quantize": quantize, "size_bytes": os.path.getsize(path),
                  "ms_1_thread": latency[1], "ms_2_threads": latency[2],
@@ -166,32 +176,50 @@ def main():
   parser.add_argument("--backbones", default="small_cnn,mobilenet")
   parser.add_argument("--rounds", type=int, default=30)
   parser.add_argument("--small_steps", type=int, default=300)
-  parser.add_argument("--mobilenet_size", type=int, default=224)
+  parser.add_argument("--mobilenet_size", default="224x224",
+                      help="HxW, e.g. 480x640 (the paper's size)")
   parser.add_argument("--images", type=int, default=200)
+  parser.add_argument("--quantizations", default="none,float16,int8",
+                      help="the first is the size reference; int8 "
+                      "calibration of MobileNet at 480x640 needs about 6 GB")
   parser.add_argument("--json", default=None)
   args = parser.parse_args()
   root = tempfile.mkdtemp(prefix="tflite_bench_")
+  try:
+    run(args, root)
+  finally:
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def run(args, root):
   ava_dir = os.path.join(root, "ava")
   synthetic.make_synthetic_ava(ava_dir, num_images=args.images,
                                image_size=(240, 320), seed=0, bad_files=False)
   ratings = ava.parse_ava_txt(os.path.join(ava_dir, "AVA.txt"))
   held_out = [ava.image_path(ava_dir, i)
               for i in ava.split_ids(ava_dir, ratings.image_ids, "test")]
+  backbones = args.backbones.split(",")
   small_dir = os.path.join(root, "small_cnn")
-  start = time.perf_counter()
-  train_small(ava_dir, small_dir, args.small_steps)
-  print(f"trained small_cnn {args.small_steps} steps in "
-        f"{time.perf_counter() - start:.0f} s", file=sys.stderr)
-  with open(os.path.join(small_dir, "model_spec.json")) as f:
-    training_images = json.load(f)["training_images"]
+  # The training split (nima-train's own sample when small_cnn is trained).
+  train_ids = sorted(ava.split_ids(ava_dir, ratings.image_ids, "train"))
+  training_images = {"ava_dir": ava_dir, "image_ids": train_ids[:256]}
+  if "small_cnn" in backbones:
+    start = time.perf_counter()
+    train_small(ava_dir, small_dir, args.small_steps)
+    print(f"trained small_cnn {args.small_steps} steps in "
+          f"{time.perf_counter() - start:.0f} s", file=sys.stderr)
+    with open(os.path.join(small_dir, "model_spec.json")) as f:
+      training_images = json.load(f)["training_images"]
   rows = []
-  for name in args.backbones.split(","):
+  for name in backbones:
     model_dir = small_dir
     if name == "mobilenet":
       model_dir = os.path.join(root, "mobilenet")
-      make_mobilenet(ava_dir, model_dir, args.mobilenet_size, training_images)
+      size = tuple(int(v) for v in args.mobilenet_size.lower().split("x"))
+      make_mobilenet(ava_dir, model_dir, size, training_images)
     rows += bench_backbone(name, model_dir, os.path.join(root, "exports"),
-                           held_out, args.rounds)
+                           held_out, args.rounds,
+                           args.quantizations.split(","))
   print(markdown(rows))
   result = {"rows": rows, "held_out_images": len(held_out),
             "small_steps": args.small_steps,
