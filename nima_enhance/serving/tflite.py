@@ -314,9 +314,9 @@ def _export_enhancer(model_dir: str, quantize: str,
   if height < 1 or width < 1:
     raise TfliteError(f"--input_size must be positive, got {height}x{width}")
   bundle = enhancement.load_enhancer(model_dir, jit_compile=False)
-  # The SavedModel's own `enhance` graph, so the file is checked against it.
-  # tile_size=0: the one-piece graph (a fixed-size TFLite input needs no
-  # band schedule).
+  # tile_size=0: the SavedModel module's one-piece graph (a fixed-size TFLite
+  # input needs no band schedule); the check below runs the module
+  # export_model serves (band schedule and all) on the same image.
   module = export.make_enhancer_module(bundle.model, tile_size=0)
 
   def fn(images01):
@@ -328,7 +328,8 @@ def _export_enhancer(model_dir: str, quantize: str,
   with open(model_path, "wb") as f:
     f.write(content)
   image, source = _check_image(representative_dir, (height, width))
-  reference = module.enhance(tf.constant(image[None]))["images"][0].numpy()
+  served = export.make_enhancer_module(bundle.model)
+  reference = served.enhance(tf.constant(image[None]))["images"][0].numpy()
   got = TfliteEnhancer(model_path, {})(image)
   return {
       "input": {"name": "images", "shape": [1, height, width, 3],
