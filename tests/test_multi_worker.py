@@ -90,7 +90,9 @@ def test_two_workers_match_one_worker(ava_dir, tmp_path):
       if p.poll() is None:
         p.send_signal(signal.SIGKILL)
   for p, (out, err) in zip(workers + [single], outputs):
-    assert p.returncode == 0, err[-3000:]
+    # Exit code 1: trained, with the three broken entries skipped (README
+    # "Input images").
+    assert p.returncode == 1, err[-3000:]
     assert f"step {STEPS} " in out, out
   assert "Strategy CollectiveAllReduceStrategy with 2 replica(s)" in \
       outputs[0][1], outputs[0][1][-3000:]
