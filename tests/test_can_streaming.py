@@ -165,3 +165,38 @@ def test_enhance_flags_reject_bad_values():
       cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   assert result.returncode == 2
   assert "tile_size" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_enhance_files_8bit_path_equals_float_path(tmp_path, model):
+  """enhance's memory-saving path (uint8 in, uint8 out) writes the pixels
+  the float path would, and a photo that fails is skipped, not fatal."""
+  from nima_enhance.data import images  # pylint: disable=g-import-not-at-top
+  bundle = enhancement.EnhancerBundle(model, {}, "", tile_size=11)
+  photo = images.quantize(_photo(40, 30, "coffee")).astype(np.float32) / 255
+  compact = enhancement._compact_pixels(photo)  # pylint: disable=protected-access
+  assert compact.dtype == tf.uint8
+  assert enhancement._compact_pixels(photo * 0.999).dtype == tf.float32  # pylint: disable=protected-access
+  expected = images.quantize(bundle(photo))
+  assert np.array_equal(bundle(compact, output_uint8=True), expected)
+  good = str(tmp_path / "good.png")
+  images.write_image(good, photo)
+  bad = str(tmp_path / "bad.png")
+  images.write_image(bad, photo)
+
+  class FailsOnce:
+    """Raises for bad.png's pixels (as an out-of-memory error would)."""
+
+    def __init__(self):
+      self.calls = 0
+
+    def __call__(self, pixels, output_uint8=False):
+      self.calls += 1
+      if self.calls == 1:
+        raise tf.errors.ResourceExhaustedError(None, None, "OOM at 48 MP")
+      return bundle(pixels, output_uint8=output_uint8)
+
+  result = enhancement.enhance_files(FailsOnce(), [bad, good],
+                                     str(tmp_path / "out"))
+  assert list(result["skipped"]) == [bad] and "OOM" in result["skipped"][bad]
+  written = images.read_image(result["written"][0])
+  assert np.array_equal(images.quantize(written), expected)
