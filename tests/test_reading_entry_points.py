@@ -7,6 +7,7 @@ test_reading_contract.py); each bad one a named skip; exit codes 0/1/2.
 
 import csv
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -189,42 +190,6 @@ def test_enhance_binary_on_the_zoo(zoo, zoo_dir, can_dir, tmp_path):
     assert np.abs(result - expected).max() <= 0.5 / 255 + 1e-3, name
 
 
-def test_enhance_refuses_to_write_beside_its_inputs(zoo, can_dir, tmp_path):
-  folder = tmp_path / "photos"
-  folder.mkdir()
-  shutil.copy(zoo["photo.bmp"].path, folder / "a.png")
-  before = (folder / "a.png").read_bytes()
-  proc = _run("enhance", "--model_dir", can_dir, str(folder), "--output_dir",
-              str(folder))
-  _assert_one_line_error(proc, "holds the input")
-  assert (folder / "a.png").read_bytes() == before
-
-
-def test_unwritable_outputs_fail_before_work(zoo, nima_dir, tmp_path):
-  # A regular file where a folder must be: unwritable even for root.
-  blocker = tmp_path / "blocker"
-  blocker.write_text("x")
-  proc = _run("nima_score", "--model_dir", nima_dir, zoo["clean.jpg"].path,
-              "--output", str(blocker / "s.csv"))
-  _assert_one_line_error(proc, "--output")
-  for check, target in ((image_files.check_writable_dir, blocker / "out"),
-                        (image_files.check_writable_file, blocker / "x.csv"),
-                        (image_files.check_writable_dir, blocker)):
-    with pytest.raises(ValueError, match="--flag"):
-      check(str(target), "--flag")
-  image_files.check_writable_dir(str(tmp_path / "new" / "dir"), "--flag")
-  assert os.listdir(tmp_path / "new" / "dir") == []
-
-
-def test_nothing_processed_and_wrong_model_kind_are_exit_2(zoo, nima_dir,
-                                                           can_dir):
-  bad = [zoo[n].path for n in ("text.jpg", "empty.jpg", "truncated.jpg")]
-  proc = _run("nima_score", "--model_dir", nima_dir, *bad)
-  _assert_one_line_error(proc, "nothing processed")
-  proc = _run("nima_score", "--model_dir", can_dir, zoo["clean.jpg"].path)
-  _assert_one_line_error(proc, "enhancer")
-
-
 def test_fivek_pairs_and_training_pipeline_follow_the_contract(zoo, tmp_path):
   data_dir = tmp_path / "fivek"
   (data_dir / "input").mkdir(parents=True)
@@ -279,25 +244,6 @@ def test_ava_manifest_and_pipeline_follow_the_contract(zoo, tmp_path):
     np.testing.assert_allclose(row, expected, atol=1e-4)
 
 
-def test_bad_ava_txt_and_gin_values_are_one_line(zoo, tmp_path):
-  ava_dir = tmp_path / "ava"
-  (ava_dir / "images").mkdir(parents=True)
-  (ava_dir / "AVA.txt").write_text("1 2 3\n")
-  proc = _run("nima_train", "--ava_dir", str(ava_dir), "--model_dir",
-              str(tmp_path / "m"))
-  _assert_one_line_error(proc, "AVA.txt:1")
-  lines = []
-  for i in range(1, 7):
-    shutil.copy(zoo["rgba.png"].path, ava_dir / "images" / f"{i}.jpg")
-    lines.append(f"{i} {i} " + " ".join(["1"] * 10) + " 0 0 0\n")
-  (ava_dir / "AVA.txt").write_text("".join(lines))
-  proc = _run("nima_train", "--ava_dir", str(ava_dir), "--model_dir",
-              str(tmp_path / "m"), "--gin_file", "nima/from_scratch_small.gin",
-              "--gin_bindings", "preprocessing_config.image_size = (24, 36)",
-              "--gin_bindings", "train_loop.num_steps = 'five'")
-  _assert_one_line_error(proc, "train_loop")
-
-
 def test_prep_targets_on_the_zoo(zoo, tmp_path):
   from data_prep import targets  # pylint: disable=g-import-not-at-top
   src = tmp_path / "in"
@@ -327,3 +273,106 @@ def test_prep_targets_on_the_zoo(zoo, tmp_path):
     targets.plan_targets(str(inside), str(inside.parent), "local_laplacian",
                          params={})
   assert sorted(os.listdir(inside)) == ["a.png"]
+
+
+def _errors(module, cases):
+  """Each case's (exit code, last stderr line, traceback?) from one process."""
+  proc = subprocess.run([sys.executable, os.path.join(REPO, "tests",
+                                                      "binary_driver.py"),
+                         module, json.dumps(cases)], capture_output=True,
+                        text=True, env=ENV, timeout=300, cwd=REPO)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _assert_errors(results, fragments):
+  assert len(results) == len(fragments)
+  for result, fragment in zip(results, fragments):
+    assert not result["traceback"], result
+    assert result["code"] == 2, result
+    assert "error:" in result["last_line"], result
+    assert fragment in result["last_line"], (fragment, result)
+
+
+def test_nima_score_user_errors_are_one_line(zoo, nima_dir, can_dir,
+                                            tmp_path):
+  blocker = tmp_path / "blocker"  # a file where a folder must be
+  blocker.write_text("x")
+  bad = [zoo[n].path for n in ("text.jpg", "empty.jpg", "truncated.jpg")]
+  clean = zoo["clean.jpg"].path
+  cases = [
+      (["--model_dir", nima_dir, clean, "--output", str(blocker / "s.csv")],
+       "--output"),
+      (["--model_dir", nima_dir, *bad], "nothing processed"),
+      (["--model_dir", can_dir, clean], "enhancer"),
+      (["--model_dir", nima_dir, "--batch_size", "0", clean], "batch_size"),
+      (["--model_dir", nima_dir, str(tmp_path / "missing.jpg")], "no such"),
+      (["--model_dir", nima_dir, "--max_pixels", "0", clean], "max_pixels"),
+  ]
+  _assert_errors(_errors("nima_score", [c for c, _ in cases]),
+                 [f for _, f in cases])
+
+
+def test_enhance_user_errors_are_one_line(zoo, nima_dir, can_dir, tmp_path):
+  blocker = tmp_path / "blocker"
+  blocker.write_text("x")
+  folder = tmp_path / "photos"
+  folder.mkdir()
+  shutil.copy(zoo["photo.bmp"].path, folder / "a.png")
+  before = (folder / "a.png").read_bytes()
+  clean = zoo["clean.jpg"].path
+  cases = [
+      # Outputs never replace inputs: the input folder as output is refused.
+      ([str(folder), "--model_dir", can_dir, "--output_dir", str(folder)],
+       "holds the input"),
+      ([clean, "--model_dir", can_dir, "--output_dir", str(blocker / "o")],
+       "--output_dir"),
+      ([clean, "--model_dir", nima_dir, "--output_dir", str(tmp_path / "o")],
+       "nima"),
+      ([zoo["text.jpg"].path, "--model_dir", can_dir, "--output_dir",
+        str(tmp_path / "o")], "nothing processed"),
+  ]
+  _assert_errors(_errors("enhance", [c for c, _ in cases]),
+                 [f for _, f in cases])
+  assert sorted(os.listdir(folder)) == ["a.png"]
+  assert (folder / "a.png").read_bytes() == before
+
+
+def test_training_and_export_user_errors_are_one_line(zoo, can_dir, tmp_path):
+  blocker = tmp_path / "blocker"
+  blocker.write_text("x")
+  broken = tmp_path / "broken"
+  (broken / "images").mkdir(parents=True)
+  (broken / "AVA.txt").write_text("1 2 3\n")
+  good = tmp_path / "ava"
+  (good / "images").mkdir(parents=True)
+  lines = []
+  for i in range(1, 7):
+    shutil.copy(zoo["rgba.png"].path, good / "images" / f"{i}.jpg")
+    lines.append(f"{i} {i} " + " ".join(["1"] * 10) + " 0 0 0\n")
+  (good / "AVA.txt").write_text("".join(lines))
+  small = ["--gin_file", "nima/from_scratch_small.gin", "--gin_bindings",
+           "preprocessing_config.image_size = (24, 36)"]
+  model = str(tmp_path / "m")
+  cases = [
+      (["--ava_dir", str(broken), "--model_dir", model], "AVA.txt:1"),
+      (["--ava_dir", str(good), "--model_dir", model, *small,
+        "--gin_bindings", "train_loop.num_steps = 'five'"], "train_loop"),
+      (["--ava_dir", str(good), "--model_dir", model, *small,
+        "--gin_bindings", "build_nima.backbone = 'no_such_net'"],
+       "no_such_net"),
+      (["--ava_dir", str(good), "--model_dir", model, *small,
+        "--gin_bindings", "preprocessing_config.mode = 'zoom'"], "zoom"),
+      (["--ava_dir", str(good), "--model_dir", str(blocker / "m"), *small],
+       "--model_dir"),
+  ]
+  _assert_errors(_errors("nima_train", [c for c, _ in cases]),
+                 [f for _, f in cases])
+  cases = [
+      (["--model_dir", can_dir, "--export_dir", str(blocker / "e")],
+       "--export_dir"),
+      (["--model_dir", can_dir, "--kind", "scorer", "--export_dir",
+        str(tmp_path / "e")], "enhancer"),
+  ]
+  _assert_errors(_errors("nima_export", [c for c, _ in cases]),
+                 [f for _, f in cases])
