@@ -38,13 +38,6 @@ def _run(module, *args):
                         timeout=300, cwd=REPO)
 
 
-def _assert_one_line_error(proc, fragment):
-  assert proc.returncode == 2, proc.stderr[-2000:]
-  assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
-  last = proc.stderr.strip().splitlines()[-1]
-  assert "error:" in last and fragment in last, last
-
-
 @pytest.fixture(scope="module")
 def zoo(tmp_path_factory):
   return image_zoo.build_zoo(str(tmp_path_factory.mktemp("zoo")))
