@@ -106,11 +106,11 @@ def test_fast_pyramid_steps_match_pyramid(shape):
                                 pyramid.upsample(coarse, shape))
 
 
+@pytest.mark.parametrize("k", [6, 30])  # Row-gather and 2-D gather forms.
 @pytest.mark.parametrize("shape", [(1, 1), (2, 3), (7, 6), (16, 9), (31, 32)])
-def test_interpolated_band_matches_dense_interpolation(shape):
+def test_interpolated_band_matches_dense_interpolation(shape, k):
   """The two-reference band equals sum_j hat(pos - j) (G^j - up(G_{+1}^j))."""
   rng = np.random.default_rng(1)
-  k = 6
   stack = rng.random((k,) + shape).astype(np.float32)
   reduced = pyramid.downsample(stack)
   position = rng.uniform(0, k - 1, shape).astype(np.float32)
@@ -126,6 +126,22 @@ def test_interpolated_band_matches_dense_interpolation(shape):
   upper = flat[j0.reshape(-1) + 1, pixels].reshape(shape)
   band = llf._interpolated_band(lower, upper, reduced, j0, frac)
   np.testing.assert_allclose(band, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("k", [8, 30])
+def test_fast_strip_paths_agree(real_photo, monkeypatch, k):
+  """The level bands from each coefficient's two references, in strips of a
+  few rows (`_strip_band`), equal the one-reference-at-a-time strip path of
+  large images at large K (independent code: dense per-reference bands)."""
+  values = llf.intensity(_crop(real_photo, size=90, y=40, x=60)[:, :70])
+  args = (0.2, 0.5, 1.0, 5, "fast", k)
+  monkeypatch.setattr(llf, "_BAND_STRIP_ELEMENTS", 10 * 70)  # 10-row strips.
+  strips = llf.filter_channel(values, *args)
+  monkeypatch.setattr(llf, "_STACK_BYTES", 0)
+  monkeypatch.setattr(llf, "_BATCH_ELEMENTS", 8)
+  monkeypatch.setattr(llf, "_STRIP_ELEMENTS", 12 * 70)
+  per_reference = llf.filter_channel(values, *args)
+  np.testing.assert_allclose(strips, per_reference, atol=2e-6)
 
 
 def test_default_num_samples_rule():
