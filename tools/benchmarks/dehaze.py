@@ -32,6 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import data_prep  # noqa: E402
 from nima_enhance.data import images  # noqa: E402
+import record  # noqa: E402  (tools/benchmarks/record.py)
 
 HAZY_DIR = os.path.join(_ROOT, "..", "shared", "data", "hazy")
 AIRLIGHTS = {
@@ -80,7 +81,7 @@ def real_photos():
   return rows
 
 
-def airlight_table():
+def airlight_table(scenes=SCENES, shape=None):
   print("| image | kind | reference A | estimate | max error |")
   print("|---|---|---|---|---|")
   worst = {"real": 0.0, "synthetic": 0.0}
@@ -91,24 +92,26 @@ def airlight_table():
     worst["real"] = max(worst["real"], error)
     print(f"| {name} (real, gamma {gamma}) | real | {np.round(truth, 3)} | "
           f"{np.round(estimate, 3)} | {error:.3f} |")
-  for scene in SCENES:
+  for scene in scenes:
     for kind, air in AIRLIGHTS.items():
-      hazy = synthetic(scene, air)
+      hazy = synthetic(scene, air, shape)
       estimate = data_prep.estimate_airlight(hazy)
       error = float(np.abs(estimate - np.array(air)).max())
       worst["synthetic"] = max(worst["synthetic"], error)
       above = (hazy.reshape(-1, 3) > np.float32(air)).any(axis=1).mean()
-      print(f"| {scene} 500x744 synthetic | {kind} ({above:.0%} of pixels "
+      size = "x".join(map(str, shape or (500, 744)))
+      print(f"| {scene} {size} synthetic | {kind} ({above:.0%} of pixels "
             f"above A in a channel) | {air} | {np.round(estimate, 3)} | "
             f"{error:.3f} |")
   print(f"worst air-light error: real {worst['real']:.3f} (target <= 0.1), "
         f"synthetic {worst['synthetic']:.3f} (target <= 0.05)")
+  return worst
 
 
-def speed():
+def speed(sizes=(0.25, 1.0, 4.0), check_side=1000):
   hazy = synthetic("coffee", AIRLIGHTS["grey-white"])
   times = {}
-  for mp in (0.25, 1.0, 4.0):
+  for mp in sizes:
     side = int(round(np.sqrt(mp * 1e6)))
     image = images.resize(hazy, (side, side))
     best = float("inf")
@@ -119,23 +122,49 @@ def speed():
     times[mp] = best
     print(f"dehaze {side}x{side} ({side * side / 1e6:.2f} MP): {best:.3f} s, "
           f"{side * side / 1e6 / best:.2f} MP/s (air-light {np.round(air, 3)})")
-  print(f"growth time(4 MP) / time(1 MP) = {times[4.0] / times[1.0]:.2f} "
-        f"(linear: 4)")
-  image = images.resize(hazy, (1000, 1000))
+  big, small = sizes[-1], sizes[-2]
+  growth = times[big] / times[small]
+  print(f"growth time({big} MP) / time({small} MP) = {growth:.2f} "
+        f"(linear: {big / small:g})")
+  image = images.resize(hazy, (check_side, check_side))
   strips = data_prep.nonlocal_dehaze(image)
   whole = data_prep.nonlocal_dehaze(image, strip_pixels=image.size)
-  print(f"1 MP strips vs one whole-image strip: dehazed max diff "
-        f"{np.abs(strips[0] - whole[0]).max():.1e}, transmission "
+  diff = float(np.abs(strips[0] - whole[0]).max())
+  print(f"{check_side}x{check_side} strips vs one whole-image strip: dehazed "
+        f"max diff {diff:.1e}, transmission "
         f"{np.abs(strips[1] - whole[1]).max():.1e}")
+  figures = {f"mps_{mp:g}mp": mp / times[mp] for mp in sizes}
+  figures.update(growth=growth, strips_vs_whole_max_diff=diff)
+  return figures
 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--airlight_only", action="store_true")
+  record.add_flags(parser)
   args = parser.parse_args()
+  figures = {}
   if not args.airlight_only:
-    speed()
-  airlight_table()
+    # --quick: 0.06 / 0.25 MP, a 300x300 strip check, one scene at 250x372.
+    figures = speed((0.0625, 0.25), 300) if args.quick else speed()
+  worst = (airlight_table(("coffee",), (250, 372)) if args.quick
+           else airlight_table())
+  figures.update(airlight_error_real=worst["real"],
+                 airlight_error_synthetic=worst["synthetic"])
+  mps = [v for k, v in figures.items() if k.startswith("mps_")]
+  met = (worst["real"] <= 0.1 and worst["synthetic"] <= 0.05
+         and (not mps or (min(mps) >= 0.5 and figures["growth"] < 4.5)))
+  speed_text = (" / ".join(f"{k[4:-2]} MP {v:.2f}" for k, v in figures.items()
+                           if k.startswith("mps_")) + " MP/s, growth "
+                f"{figures['growth']:.2f}, strips vs whole max diff "
+                f"{figures['strips_vs_whole_max_diff']:.1e}; " if mps else "")
+  record.write_record(
+      args, "dehaze", figures,
+      target=">= 0.5 MP/s, growth < 4.5 (x4 pixels), air-light error <= 0.1 "
+             "real, <= 0.05 synthetic",
+      verdict="PASS" if met else "MISS",
+      summary=(speed_text + f"worst air-light error real {worst['real']:.3f}, "
+               f"synthetic {worst['synthetic']:.3f}"))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 """Local Laplacian filter benchmark: MP/s at 0.25/1/4 MP, scaling, fast vs exact,
 and the speed at pyramid depths 8-10 with K = 8 and K = 81.
 
-    python tools/benchmarks/local_laplacian.py [--depth_only]
+    python tools/benchmarks/local_laplacian.py [--depth_only] [--quick]
+        [--json_out record.json]
+
+--quick: 0.06/0.25 MP, a 64x64 exact crop, no depth rows (a smoke pass).
 
 One thread (the filter is numpy/scipy element-wise code; BLAS/OpenMP pools are
 pinned to one thread here). The depth rows compare with the Halide figures of
@@ -36,6 +39,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from nima_enhance.data import images  # noqa: E402
 
 llf = importlib.import_module("data_prep.local_laplacian")
+import record  # noqa: E402  (tools/benchmarks/record.py)
 
 
 def _best_time(fn, repeats, clock=time.perf_counter):
@@ -54,6 +58,7 @@ HALIDE_8_LEVELS = {8: 18.0, 81: 2.68}  # MP/s, issue 17 (not side by side).
 
 def depth_rows(photo):
   """MP/s at 4 MP for 8/9/10 levels and K = 8 / 81 (detail preset curve)."""
+  rows = {}
   image = images.resize(photo, (2000, 2000))
   params = llf.llf_params()
   params.pop("method")
@@ -70,15 +75,18 @@ def depth_rows(photo):
       print(f"depth {levels}, K = {k:2d}, 2000x2000: {seconds:.3f} s, "
             f"{4.0 / seconds:.2f} MP/s wall, {4.0 / cpu:.2f} MP/s of CPU "
             f"time{halide}")
+      rows[f"depth{levels}_k{k}_mps_cpu"] = 4.0 / cpu
+  return rows
 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--depth_only", action="store_true")
+  record.add_flags(parser)
   args = parser.parse_args()
   from skimage import data  # pylint: disable=g-import-not-at-top
   photo = data.astronaut().astype(np.float32) / 255.0
-  depth_rows(photo)
+  figures = {} if args.quick else depth_rows(photo)
   if args.depth_only:
     return
   params = llf.llf_params()
@@ -86,17 +94,21 @@ def main():
   k = llf.default_num_samples(1.0, params["sigma_r"], params["alpha"])
   print(f"preset detail_enhancement {params}, K <= {k} references")
   times = {}
-  for mp in (0.25, 1.0, 4.0):
+  sizes = (0.0625, 0.25) if args.quick else (0.25, 1.0, 4.0)
+  for mp in sizes:
     side = int(round(np.sqrt(mp * 1e6)))
     image = images.resize(photo, (side, side))
-    seconds = _best_time(lambda: llf.local_laplacian(image, **params),
+    seconds = _best_time(lambda: llf.local_laplacian(image, **params),  # noqa: B023
                          3 if mp < 4 else 2)
     times[mp] = seconds
     print(f"fast  {side}x{side} ({side * side / 1e6:.2f} MP): {seconds:.3f} s, "
           f"{side * side / 1e6 / seconds:.2f} MP/s")
-  print(f"growth time(4 MP) / time(1 MP) = {times[4.0] / times[1.0]:.2f} "
-        f"(linear: 4)")
-  crop = np.ascontiguousarray(photo[128:384, 128:384])
+  big, small = sizes[-1], sizes[-2]
+  growth = times[big] / times[small]
+  print(f"growth time({big} MP) / time({small} MP) = {growth:.2f} "
+        f"(linear: {big / small:g})")
+  c = 64 if args.quick else 256
+  crop = np.ascontiguousarray(photo[128:128 + c, 128:128 + c])
   # Both timed as the best of a few runs (the machine may be shared).
   t_exact = _best_time(
       lambda: llf.local_laplacian(crop, method="exact", **params), 2)
@@ -104,10 +116,29 @@ def main():
   t_fast = _best_time(lambda: llf.local_laplacian(crop, **params), 5)
   fast = llf.local_laplacian(crop, **params)
   error = np.abs(fast - exact)
-  print(f"256x256 crop: exact {t_exact:.3f} s, fast {t_fast:.4f} s, "
+  print(f"{c}x{c} crop: exact {t_exact:.3f} s, fast {t_fast:.4f} s, "
         f"speed-up {t_exact / t_fast:.1f}x, fast vs exact: MAE "
         f"{error.mean():.4f}, p99 {np.percentile(error, 99):.4f}, max "
         f"{error.max():.4f}")
+  mps = {f"fast_mps_{mp:g}mp": mp / times[mp] for mp in sizes}
+  figures.update(mps)
+  figures.update(growth=growth, exact_seconds=t_exact, fast_seconds=t_fast,
+                 speedup=t_exact / t_fast, mae=float(error.mean()),
+                 p99=float(np.percentile(error, 99)),
+                 max_error=float(error.max()), crop=c)
+  accurate = error.mean() <= 0.01 and np.percentile(error, 99) <= 0.0075
+  fast_enough = min(mps.values()) >= 1.0 and t_exact / t_fast >= 50
+  verdict = "PASS" if accurate and fast_enough else "MISS"
+  record.write_record(
+      args, "local_laplacian", figures,
+      target=">= 1 MP/s, fast vs exact MAE <= 0.01, p99 <= 0.0075, >= 50x",
+      verdict=verdict,
+      summary=(" / ".join(f"{v:.2f}" for v in mps.values()) + " MP/s at "
+               + " / ".join(f"{mp:g}" for mp in sizes) + f" MP; {c}x{c} vs "
+               f"exact: MAE {error.mean():.4f}, p99 "
+               f"{np.percentile(error, 99):.4f}, max {error.max():.4f}, "
+               f"exact {t_exact:.2f} s vs fast {t_fast:.3f} s "
+               f"({t_exact / t_fast:.0f}x)"))
 
 
 if __name__ == "__main__":

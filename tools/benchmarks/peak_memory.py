@@ -1,7 +1,10 @@
 """Peak memory and time of the data_prep operators on 12/24/48 MP photos.
 
     python tools/benchmarks/peak_memory.py [--operators local_laplacian,nonlocal_dehaze]
-        [--sizes 12,24,48] [--modes operator,prep_targets]
+        [--sizes 12,24,48] [--modes operator,prep_targets] [--quick]
+        [--json_out record.json]
+
+--quick: 1 MP, the operators alone (a smoke pass; no memory figure at 24/48 MP).
 
 Every measurement runs in its own fresh process (the peak resident set size,
 ru_maxrss, of that process), one after the other, never two at once:
@@ -37,6 +40,7 @@ sys.path.insert(0, _ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 OPERATORS = ("local_laplacian", "nonlocal_dehaze")
+TARGET_PEAK_GB = 4.0
 
 
 def _peak_gb() -> float:
@@ -147,7 +151,12 @@ def main():
   parser.add_argument("--sizes", default="12,24,48",
                       help="megapixels, comma-separated")
   parser.add_argument("--modes", default="operator,prep_targets")
+  import record  # pylint: disable=import-outside-toplevel  (beside this file)
+  record.add_flags(parser)
   args = parser.parse_args()
+  if args.quick:
+    args.sizes, args.modes = "1", "operator"
+  rows = []
   print("| operator | MP | size | mode | seconds | MP/s | input GB | "
         "peak GB |")
   print("|---|---|---|---|---|---|---|---|")
@@ -159,6 +168,20 @@ def main():
         print(f"| {operator} | {h * w / 1e6:.1f} | {w}x{h} | {mode} | "
               f"{r['seconds']:.1f} | {h * w / 1e6 / r['seconds']:.2f} | "
               f"{r['input_gb']:.2f} | {r['peak_gb']:.2f} |", flush=True)
+        rows.append(dict(operator=operator, mode=mode, megapixels=h * w / 1e6,
+                         seconds=r["seconds"], input_gb=r["input_gb"],
+                         peak_gb=r["peak_gb"]))
+  worst = max(r["peak_gb"] for r in rows)
+  summary = "; ".join(
+      f"{op} {mode}: " + " / ".join(f"{r['peak_gb']:.2f}" for r in rows
+                                    if r["operator"] == op and r["mode"] == mode)
+      + " GB" for op in args.operators.split(",")
+      for mode in args.modes.split(","))
+  record.write_record(
+      args, "peak_memory", {"worst_peak_gb": worst}, target="peak RSS < 4 GB",
+      verdict="PASS" if worst < TARGET_PEAK_GB else "MISS",
+      summary=f"peak RSS at {args.sizes.replace(',', ' / ')} MP: {summary}",
+      rows=rows)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,181 @@
+"""Runs every benchmark (and the Results producers) and collects their records.
+
+    python tools/benchmarks/run_all.py [--quick] [--only a,b] [--skip a,b]
+        [--results results] [--no_results] [--render]
+
+Every `*.py` in tools/benchmarks/ except this runner, record.py and
+render_readme.py is a benchmark; each runs as its own subprocess (a fresh
+process per benchmark, so one's memory or threads do not leak into the next)
+with `--json_out` (and `--quick` with --quick) and writes one record
+(tools/benchmarks/record.py). The records are merged by name into
+`<results>/benchmarks.json`; a benchmark not run this time keeps its older
+record, and each record says whether it came from a quick pass.
+
+Without --quick (and without --no_results) it also regenerates the README's
+Results inputs: `tools/complexity.py --json_out <results>/complexity.json`
+(paper Table 2) and `nima-enhance-demo --output_dir <results>/demo` (its
+summary.json holds the from-scratch NIMA and enhancement figures). --quick
+runs the complexity count without FLOPs only if no full record exists.
+--render then rewrites the README's generated blocks (render_readme.py).
+
+Exit status: 1 if any benchmark raised or wrote no record (a figure that
+misses its target is recorded as MISS and does not fail the run), else 0.
+Numpy benchmarks run without the OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE
+overrides (the house rule for benchmark commands).
+"""
+
+import argparse
+import glob
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+NOT_BENCHMARKS = {"run_all.py", "record.py", "render_readme.py"}
+
+
+def benchmark_names():
+  """Every benchmark script in this folder, by name (file name without .py)."""
+  return sorted(os.path.basename(p)[:-3]
+                for p in glob.glob(os.path.join(HERE, "*.py"))
+                if os.path.basename(p) not in NOT_BENCHMARKS
+                and not os.path.basename(p).startswith("_"))
+
+
+def _env():
+  env = dict(os.environ)
+  for key in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+    env.pop(key, None)
+  env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+  return env
+
+
+def _run(command, timeout, log_path):
+  """(exit code, seconds); stdout and stderr go to log_path."""
+  start = time.perf_counter()
+  with open(log_path, "w", encoding="utf-8") as log:
+    try:
+      code = subprocess.run(command, cwd=ROOT, env=_env(), stdout=log,
+                            stderr=subprocess.STDOUT, timeout=timeout,
+                            check=False).returncode
+    except subprocess.TimeoutExpired:
+      code = "timeout"
+  return code, time.perf_counter() - start
+
+
+def _tail(path, lines=15):
+  with open(path, encoding="utf-8", errors="replace") as f:
+    return "".join(f.readlines()[-lines:])
+
+
+def load(path):
+  """The collected records: {"records": {name: record}}."""
+  if os.path.exists(path):
+    with open(path, encoding="utf-8") as f:
+      return json.load(f)
+  return {"records": {}}
+
+
+def save(path, data):
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  tmp = path + ".tmp"
+  with open(tmp, "w", encoding="utf-8") as f:
+    json.dump(data, f, indent=2, sort_keys=True)
+  os.replace(tmp, path)
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--quick", action="store_true",
+                      help="each benchmark's --quick (tiny sizes; minutes)")
+  parser.add_argument("--only", default="", help="comma-separated names")
+  parser.add_argument("--skip", default="", help="comma-separated names")
+  parser.add_argument("--results", default=os.path.join(ROOT, "results"))
+  parser.add_argument("--no_results", action="store_true",
+                      help="skip complexity.py and the demo (full mode)")
+  parser.add_argument("--timeout", type=float, default=None,
+                      help="seconds per benchmark (default 600 quick, 7200)")
+  parser.add_argument("--render", action="store_true",
+                      help="then rewrite the README's generated blocks")
+  args = parser.parse_args(argv)
+  names = benchmark_names()
+  unknown = [n for n in (args.only + "," + args.skip).split(",")
+             if n and n not in names]
+  if unknown:
+    print(f"run_all.py: --only/--skip: unknown benchmark(s) {unknown}; "
+          f"known: {names}", file=sys.stderr)
+    return 2
+  if args.only:
+    names = [n for n in names if n in args.only.split(",")]
+  names = [n for n in names if n not in args.skip.split(",")]
+  timeout = args.timeout or (600 if args.quick else 7200)
+  out_path = os.path.join(args.results, "benchmarks.json")
+  data = load(out_path)
+  failed = []
+  with tempfile.TemporaryDirectory(prefix="run_all_") as tmp:
+    for name in names:
+      record_path = os.path.join(tmp, name + ".json")
+      log_path = os.path.join(tmp, name + ".log")
+      command = [sys.executable, os.path.join(HERE, name + ".py"),
+                 "--json_out", record_path] + (["--quick"] if args.quick
+                                               else [])
+      print(f"[run_all] {name}{' --quick' if args.quick else ''} ...",
+            flush=True)
+      code, seconds = _run(command, timeout, log_path)
+      if code != 0 or not os.path.exists(record_path):
+        failed.append(name)
+        print(f"[run_all] {name}: FAILED (exit {code}, {seconds:.0f} s); "
+              f"last lines:\n{_tail(log_path)}", flush=True)
+        continue
+      with open(record_path, encoding="utf-8") as f:
+        record = json.load(f)
+      record["seconds"] = round(seconds, 1)
+      data["records"][name] = record
+      save(out_path, data)
+      print(f"[run_all] {name}: {record['verdict']} ({seconds:.0f} s): "
+            f"{record['summary']}", flush=True)
+    if not args.no_results:
+      failed += _results(args, tmp)
+  if args.render and not failed:
+    import render_readme  # pylint: disable=import-outside-toplevel
+    render_readme.main(["--results", args.results])
+  if failed:
+    print(f"[run_all] failed: {', '.join(failed)}", file=sys.stderr)
+    return 1
+  return 0
+
+
+def _results(args, tmp):
+  """Table 2 (complexity.py) and, in full mode, the demo's summary.json."""
+  failed = []
+  complexity_json = os.path.join(args.results, "complexity.json")
+  jobs = []
+  if not args.quick:
+    jobs.append(("complexity", [sys.executable,
+                                os.path.join(ROOT, "tools", "complexity.py"),
+                                "--json_out", complexity_json]))
+    jobs.append(("demo", [sys.executable, "-m", "nima_enhance.bin.demo",
+                          "--output_dir", os.path.join(args.results, "demo")]))
+  elif not os.path.exists(complexity_json):
+    jobs.append(("complexity", [sys.executable,
+                                os.path.join(ROOT, "tools", "complexity.py"),
+                                "--no_flops", "--json_out", complexity_json]))
+  for name, command in jobs:
+    print(f"[run_all] {name} ...", flush=True)
+    log_path = os.path.join(tmp, name + ".log")
+    code, seconds = _run(command, 7200, log_path)
+    if code != 0:
+      failed.append(name)
+      print(f"[run_all] {name}: FAILED (exit {code}); last lines:\n"
+            f"{_tail(log_path)}", flush=True)
+    else:
+      print(f"[run_all] {name}: done ({seconds:.0f} s)", flush=True)
+  return failed
+
+
+if __name__ == "__main__":
+  sys.exit(main())
