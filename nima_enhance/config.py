@@ -1,17 +1,31 @@
-"""Gin configuration helpers shared by every binary.
+"""The one configuration module: parsing gin and reading what it binds.
 
-Binaries call `parse_gin(gin_files, gin_bindings)`; library code only declares
-configurables. `gin.tf` is deliberately not used (it imports `tf.estimator`, which
-TF 2.16+ no longer ships), so the operative config is written by
-`write_operative_config` on the chief.
+The rule (docs/architecture.md, "Configuration"): gin binds entry points and
+factories (`train_loop`, `build_nima`, `build_can`, `perceptual_loss`, the
+Tasks); those pass plain values down. Binaries call
+`parse_gin(gin_files, gin_bindings)`; when a value must be known before its
+configurable runs (the model spec records `build_can`'s arguments, the
+enhancer task needs `perceptual_loss.gamma` to decide whether to load NIMA),
+it is read here, by `configured_arguments`, and nowhere else: this is the only
+module that calls `gin.query_parameter`.
+
+Includes (`include 'enhance/common_paper.gin'`) are resolved here too, through
+the same search as `--gin_file`, so gin never falls back to its package-path
+reader (which logs an ERROR line for every relative include).
+
+`gin.tf` is deliberately not used (it imports `tf.estimator`, which TF 2.16+ no
+longer ships), so the operative config is written by `write_operative_config`
+on the chief.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.resources
+import inspect
 import os
-from typing import Optional, Sequence
+import re
+from typing import Callable, Dict, Optional, Sequence
 
 import gin
 
@@ -90,20 +104,61 @@ def resolve_gin_file(name: str) -> str:
                     f"folder and {', '.join(gin_search_dirs()) or 'no gin dirs'})")
 
 
+# `include 'name.gin'` on a line of its own (gin's include statement).
+_INCLUDE = re.compile(r"""^\s*include\s+(['"])(?P<name>[^'"]+)\1\s*(#.*)?$""",
+                      re.MULTILINE)
+
+
+def _resolve_include(name: str, including: str) -> str:
+  """An include's path: next to the including file, else the gin folders."""
+  beside = os.path.join(os.path.dirname(including), name)
+  if not os.path.isabs(name) and os.path.isfile(beside):
+    return beside
+  try:
+    return resolve_gin_file(name)
+  except ConfigError:
+    raise ConfigError(f"--gin_file {including}: include {name!r}: no such "
+                      f"file (looked beside it and in "
+                      f"{', '.join(gin_search_dirs()) or 'no gin dirs'})"
+                     ) from None
+
+
+def _parse_gin_file(path: str, _seen: Sequence[str] = ()) -> None:
+  """gin.parse_config_file, with includes resolved here (see module doc).
+
+  The text between includes is parsed in order, padded with blank lines so
+  that gin's line numbers are the file's own; each included file is parsed
+  at its include, recursively, and its errors name that file.
+  """
+  real = os.path.realpath(path)
+  if real in _seen:
+    raise ConfigError(f"--gin_file {path}: includes itself")
+  with open(path, "r", encoding="utf-8") as f:
+    text = f.read()
+  position = 0
+  for match in _INCLUDE.finditer(text):
+    _parse_gin_text(path, text, position, match.start())
+    _parse_gin_file(_resolve_include(match.group("name"), path),
+                    (*_seen, real))
+    position = match.end()
+  _parse_gin_text(path, text, position, len(text))
+
+
+def _parse_gin_text(path: str, text: str, start: int, end: int) -> None:
+  try:
+    gin.parse_config("\n" * text.count("\n", 0, start) + text[start:end])
+  except Exception as err:  # pylint: disable=broad-except
+    raise ConfigError(f"--gin_file {path}: {_first_line(err)}") from None
+
+
 def parse_gin(gin_files: Optional[Sequence[str]] = None,
               gin_bindings: Optional[Sequence[str]] = None,
               finalize: bool = True) -> None:
   """Parses gin files and bindings; errors become a one-line ConfigError."""
   files = [resolve_gin_file(f) for f in (gin_files or [])]
   import_configurables()
-  gin.add_config_file_search_path(_REPO_GIN_DIR)
-  for directory in gin_search_dirs():
-    gin.add_config_file_search_path(directory)
   for path in files:
-    try:
-      gin.parse_config_file(path)
-    except Exception as err:  # pylint: disable=broad-except
-      raise ConfigError(f"--gin_file {path}: {_first_line(err)}") from None
+    _parse_gin_file(path)
   for binding in gin_bindings or []:
     try:
       gin.parse_config(binding)
@@ -111,6 +166,46 @@ def parse_gin(gin_files: Optional[Sequence[str]] = None,
       raise ConfigError(f"--gin_bindings {binding!r}: {_first_line(err)}") from None
   if finalize:
     gin.finalize()
+
+
+def configured_arguments(function: Callable, keys: Optional[Sequence[str]] = None,
+                         name: Optional[str] = None,
+                         **explicit) -> Dict[str, object]:
+  """The arguments a gin-configurable `function` runs with: explicit values,
+  else its gin binding, else its default.
+
+  The one "binding or default" of the project (the only gin.query_parameter).
+
+  Args:
+    function: a `@gin.configurable` function (its signature gives the names
+      and defaults).
+    keys: the parameters wanted; None: every parameter.
+    name: its gin name; default `function.__name__`.
+    **explicit: values the caller passes itself (they win over gin, as in a
+      call).
+
+  Returns:
+    {parameter: value}, in signature order.
+  """
+  name = name or function.__name__
+  parameters = inspect.signature(function).parameters
+  unknown = sorted(set(explicit) - set(parameters))
+  if unknown:
+    raise TypeError(f"{name}() got unexpected arguments {unknown}")
+  args = {}
+  for key, parameter in parameters.items():
+    if keys is not None and key not in keys:
+      continue
+    if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+      continue
+    if key in explicit:
+      args[key] = explicit[key]
+      continue
+    try:
+      args[key] = gin.query_parameter(f"{name}.{key}")
+    except ValueError:  # Not bound (gin raises ValueError for that).
+      args[key] = parameter.default
+  return args
 
 
 def write_operative_config(model_dir: str) -> str:

@@ -129,8 +129,7 @@ def load_enhancer(model_dir: str, jit_compile: bool = True,
   if memory_budget_gb <= 0:
     raise ValueError(f"memory_budget_gb must be > 0, got {memory_budget_gb}")
   spec, checkpoint = model_dir_lib.open_model_dir(model_dir, "enhancer")
-  args = dict(spec.get("build_can", {}))
-  model = can.build_can(**args)
+  model = model_dir_lib.build_from_spec(spec, can.build_can)
   model_dir_lib.restore(model, checkpoint)
   return EnhancerBundle(model, spec, checkpoint, jit_compile=jit_compile,
                         tile_size=tile_size, memory_budget_gb=memory_budget_gb,
@@ -203,11 +202,13 @@ def train_enhancer(data_dir: str, target: str, model_dir: str,
                    nima_model_dir: Optional[str] = None,
                    split_file: Optional[str] = None,
                    strategy: Optional[tf.distribute.Strategy] = None,
-                   seed: int = 0, data_source: str = "files"
-                   ) -> Dict[str, object]:
+                   seed: int = 0, data_source: str = "files",
+                   gamma: Optional[float] = None) -> Dict[str, object]:
   """enhance-train's code path: find pairs, build the task, run train_loop.
 
-  Gin must already be parsed. Skipped pairs are logged and written to
+  Gin must already be parsed; `gamma` (when given) overrides
+  perceptual_loss.gamma for this run only (the sweep passes each point's
+  gamma so). Skipped pairs are logged and written to
   model_dir/skipped_train.txt. With data_source "tfds", data_dir is a TFDS
   data_dir holding `mit_adobe_fivek_pairs/<target>` (built by build-tfds)
   and the records' train split trains (EnhancerTfdsTask).
@@ -217,7 +218,8 @@ def train_enhancer(data_dir: str, target: str, model_dir: str,
   os.makedirs(model_dir, exist_ok=True)
   if _tfds_source(data_source, split_file):
     task = enhancer_task.EnhancerTfdsTask(data_dir, target,
-                                          nima_model_dir=nima_model_dir)
+                                          nima_model_dir=nima_model_dir,
+                                          gamma=gamma)
     logging.info("train: %d pairs from TFDS mit_adobe_fivek_pairs/%s in %s "
                  "(skipped at build time: %s)", len(task.pairs), target,
                  data_dir, task.skipped_at_build)
@@ -227,7 +229,8 @@ def train_enhancer(data_dir: str, target: str, model_dir: str,
   write_skipped(report, model_dir, "train")
   task = enhancer_task.EnhancerTask(data_dir, target,
                                     nima_model_dir=nima_model_dir,
-                                    split_file=split_file, pairs=pairs)
+                                    split_file=split_file, pairs=pairs,
+                                    gamma=gamma)
   result = loop.train_loop(task, model_dir, strategy=strategy, seed=seed)
   result["skipped_pairs"] = len(report.skipped)  # the binary's exit code
   return result

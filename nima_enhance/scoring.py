@@ -58,7 +58,8 @@ def load_nima(model_dir: str) -> NimaBundle:
     FileNotFoundError: no model_spec.json or no checkpoint in model_dir.
   """
   spec, checkpoint = model_dir_lib.open_model_dir(model_dir, "nima")
-  model = nima_lib.build_nima(weights=None, **spec.get("build_nima", {}))
+  model = model_dir_lib.build_from_spec(spec, nima_lib.build_nima,
+                                        weights=None)
   model_dir_lib.restore(model, checkpoint)
   model.trainable = False
   return NimaBundle(model, spec["preprocessing"], spec, checkpoint)

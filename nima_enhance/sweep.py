@@ -2,9 +2,10 @@
 
 The paper (sec. 4.2) picks gamma by training several enhancers. For every
 gamma, enhance-train's and enhance-eval's code paths run in this process into
-O/gamma_<g>/ (model/ and eval/) with `perceptual_loss.gamma=<g>` appended to
-the user's gin bindings; gin is cleared and re-parsed between gammas so runs
-do not leak settings into each other. A gamma whose eval/eval.json exists is
+O/gamma_<g>/ (model/ and eval/). The user's gin files and bindings are parsed
+once; each point then runs with its own explicit configuration (its gamma is
+passed to the enhancer task, overriding `perceptual_loss.gamma`), so no global
+state changes between points. A gamma whose eval/eval.json exists is
 not run again (resumable); a gamma whose training was interrupted resumes
 from its checkpoints. The table (markdown, CSV, JSON) and a plot go to O.
 """
@@ -71,10 +72,12 @@ def run_sweep(data_dir: str, target: str, output_dir: str,
   """
   from nima_enhance import enhancement  # pylint: disable=g-import-not-at-top
   os.makedirs(output_dir, exist_ok=True)
+  # The configuration of every point (the binary parsed the same files to
+  # validate them; parsing from a clean state makes a direct call the same).
+  gin.clear_config()
+  config.parse_gin(gin_files, gin_bindings, finalize=False)
   if gammas is None:
-    config.parse_gin(gin_files, gin_bindings, finalize=False)
     gammas = sweep_gammas()
-    gin.clear_config()
   if any(g > 0 for g in gammas) and not nima_model_dir:
     raise config.ConfigError("gammas > 0 need --nima_model_dir")
   rows = []
@@ -87,19 +90,16 @@ def run_sweep(data_dir: str, target: str, output_dir: str,
       with open(eval_json, "r", encoding="utf-8") as f:
         result = json.load(f)
     else:
-      gin.clear_config()
-      config.parse_gin(gin_files, list(gin_bindings) +
-                       [f"perceptual_loss.gamma={gamma!r}"], finalize=False)
       model_dir = os.path.join(run_dir, "model")
       logging.info("gamma %g: training into %s", gamma, model_dir)
       enhancement.train_enhancer(data_dir, target, model_dir,
                                  nima_model_dir=nima_model_dir if gamma else None,
                                  split_file=split_file, strategy=strategy,
-                                 seed=seed, data_source=data_source)
+                                 seed=seed, data_source=data_source,
+                                 gamma=gamma)
       result = enhancement.evaluate_enhancer(
           data_dir, target, model_dir, eval_dir, nima_model_dir=nima_model_dir,
           split_file=split_file, num_grids=num_grids, data_source=data_source)
-      gin.clear_config()
     rows.append(_row(gamma, result))
   write_table(output_dir, rows)
   return rows

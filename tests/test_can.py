@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from nima_enhance import model_dir
 from nima_enhance.models import can
 from nima_enhance.models import layers
 
@@ -60,7 +61,7 @@ def test_chen_variant_is_one_gin_binding():
     net = can.build_can()
     rates = [c.dilation_rate[0] for c in can.conv_layers(net)]
     assert rates == [1, 2, 4, 8, 16, 32, 64, 128, 1, 1]
-    assert can.current_can_args()["dilations"] == rates[:-1]
+    assert model_dir.recorded_arguments(can.build_can)["dilations"] == rates[:-1]
   finally:
     gin.clear_config()
   assert can.receptive_field(rates[:-1]) == 1 + 2 * (255 + 1)

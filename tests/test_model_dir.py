@@ -37,3 +37,33 @@ def test_errors_name_the_problem(tmp_path):
     model_dir.open_model_dir(str(tmp_path), "nima")
   with pytest.raises(FileNotFoundError, match="no checkpoint"):
     model_dir.open_model_dir(str(tmp_path), "enhancer")
+
+
+def test_specs_record_every_builder_argument_and_refuse_mismatches():
+  from nima_enhance.models import can  # pylint: disable=g-import-not-at-top
+  import gin  # pylint: disable=g-import-not-at-top
+  gin.clear_config()
+  try:
+    gin.parse_config("build_can.width = 8")
+    model, args = model_dir.build_recorded(can.build_can, depth=3)
+  finally:
+    gin.clear_config()
+  # Every parameter of the builder, gin's value and the explicit one included.
+  import inspect  # pylint: disable=g-import-not-at-top
+  assert set(args) == set(inspect.signature(can.build_can).parameters)
+  assert args["width"] == 8 and args["depth"] == 3
+  spec = {"task": "enhancer", "spec_version": model_dir.SPEC_VERSION,
+          "build_can": args}
+  rebuilt = model_dir.build_from_spec(spec, can.build_can)
+  assert [w.shape for w in rebuilt.weights] == [w.shape for w in model.weights]
+  with pytest.raises(model_dir.SpecError, match=r"\['bogus'\].*does not take"):
+    model_dir.build_from_spec(dict(spec, build_can=dict(args, bogus=1)),
+                              can.build_can)
+  partial = {k: v for k, v in args.items() if k != "width"}
+  with pytest.raises(model_dir.SpecError, match=r"does not record \['width'\]"):
+    model_dir.build_from_spec(dict(spec, build_can=partial), can.build_can)
+  # Version-1 dirs (no spec_version) recorded a subset: defaults fill in.
+  old = model_dir.build_from_spec({"build_can": partial}, can.build_can)
+  assert old.get_layer("conv_0").filters == 32
+  with pytest.raises(model_dir.SpecError, match="spec_version 7"):
+    model_dir.build_from_spec(dict(spec, spec_version=7), can.build_can)

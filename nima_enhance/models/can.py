@@ -23,8 +23,7 @@ code (enhance, enhance-eval, export) clips before writing or measuring.
 
 from __future__ import annotations
 
-import inspect
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import gin
 import keras
@@ -134,28 +133,6 @@ def build_can(width: int = 32,
     outputs = keras.layers.Lambda(lambda t: keras.ops.clip(t, 0.0, 1.0),
                                   name="clip")(outputs)
   return keras.Model(inputs, outputs, name=name)
-
-
-def current_can_args() -> Dict[str, object]:
-  """build_can's arguments in force (gin bindings over defaults), JSON-able.
-
-  Recorded in model_spec.json so inference rebuilds the trained architecture
-  without the training gin files.
-  """
-  args = {}
-  for key, param in inspect.signature(build_can).parameters.items():
-    if key == "name":
-      continue
-    try:
-      value = gin.query_parameter(f"build_can.{key}")
-    except ValueError:
-      value = param.default
-    if isinstance(value, (tuple, list)):
-      value = [int(v) for v in value]
-    args[key] = value
-  if args.get("dilations") is None:
-    args["dilations"] = paper_dilations(int(args["depth"]))
-  return args
 
 
 def conv_layers(model: keras.Model) -> List[keras.layers.Conv2D]:

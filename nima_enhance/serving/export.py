@@ -55,8 +55,8 @@ from nima_enhance.data import images
 SCORER = "scorer"
 ENHANCER = "enhancer"
 KINDS = (SCORER, ENHANCER)
-# model_spec.json "task" written by each training task.
-_TASK_OF_KIND = {SCORER: "nima", ENHANCER: "enhancer"}
+# model_spec.json "task" written by each training task (model_dir.KINDS).
+_TASK_OF_KIND = {kind: task for task, kind in model_dir_lib.KINDS.items()}
 METADATA_FILE = "model_metadata.json"
 OPERATIVE_CONFIG_FILE = "operative_config.gin"
 ASSETS_EXTRA = "assets.extra"
@@ -270,7 +270,7 @@ def _read_spec(model_dir: str) -> Dict[str, object]:
 def _kind_of(spec: Dict[str, object], model_dir: str,
              kind: Optional[str]) -> str:
   task = spec.get("task")
-  inferred = {v: k for k, v in _TASK_OF_KIND.items()}.get(task)
+  inferred = model_dir_lib.KINDS.get(task)
   if kind is None:
     if inferred is None:
       raise ExportError(f"{model_dir}: unknown model task {task!r}")

@@ -11,9 +11,8 @@ gradients of the quality term still flow through it into the CAN.
 
 from __future__ import annotations
 
-import inspect
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List, NamedTuple, Optional
 
 from absl import logging
 import gin
@@ -22,17 +21,10 @@ import tensorflow as tf
 
 from nima_enhance import config
 from nima_enhance import losses
+from nima_enhance import model_dir as model_dir_lib
 from nima_enhance.data import fivek
 from nima_enhance.models import can
 from nima_enhance.train.task import OptimizerSpec, Task
-
-
-def _query(name: str, function, key: str):
-  """A gin binding if present, else the function's default."""
-  try:
-    return gin.query_parameter(f"{name}.{key}")
-  except ValueError:
-    return inspect.signature(function).parameters[key].default
 
 
 @gin.configurable("enhancer_target")
@@ -45,10 +37,15 @@ def default_target(name: Optional[str] = None) -> Optional[str]:
   return name
 
 
+class NimaChoice(NamedTuple):
+  """The NIMA a gin file names for the perceptual loss."""
+  model_dir: Optional[str]
+  expected_backbone: Optional[str]
+
+
 @gin.configurable("perceptual_nima")
-def default_nima_model_dir(model_dir: Optional[str] = None,
-                           expected_backbone: Optional[str] = None
-                          ) -> Optional[str]:
+def default_nima(model_dir: Optional[str] = None,
+                 expected_backbone: Optional[str] = None) -> NimaChoice:
   """The NIMA a gin file asks for when --nima_model_dir is not given.
 
   gin/enhance/*_nima.gin name the paper's choice, a NIMA(Inception-v2) trained
@@ -60,21 +57,23 @@ def default_nima_model_dir(model_dir: Optional[str] = None,
     expected_backbone: the backbone that default is meant to have; a
       --nima_model_dir with another backbone is used, with a log line.
   """
-  del expected_backbone
-  return model_dir
+  return NimaChoice(model_dir, expected_backbone)
 
 
-def _expected_backbone() -> Optional[str]:
-  return _query("perceptual_nima", default_nima_model_dir, "expected_backbone")
+def loss_settings(**explicit) -> Dict[str, object]:
+  """perceptual_loss's gamma, fidelity and huber_delta as configured.
 
-
-def effective_gamma() -> float:
-  """perceptual_loss.gamma as gin will pass it."""
-  return float(_query("perceptual_loss", losses.perceptual_loss, "gamma"))
+  Explicit values win; the rest come from gin or the defaults (read by the
+  config module). EnhancerTask passes them to `losses.perceptual_loss`
+  itself, so the loss it trains with is the one model_spec.json records.
+  """
+  return config.configured_arguments(
+      losses.perceptual_loss, ("gamma", "fidelity", "huber_delta"), **explicit)
 
 
 @gin.configurable(denylist=["data_dir", "target", "nima_model_dir",
-                            "split_file", "pairs"])
+                            "split_file", "pairs", "gamma", "fidelity",
+                            "huber_delta", "nima"])
 class EnhancerTask(Task):
   """Trains the CAN on FiveK-style pairs with the perceptual loss."""
 
@@ -85,7 +84,11 @@ class EnhancerTask(Task):
                split_file: Optional[str] = None,
                pairs: Optional[fivek.Pairs | fivek.EncodedPairs] = None,
                learning_rate: float = 1e-4,
-               nima_input: str = "nima_preprocessing"):
+               nima_input: str = "nima_preprocessing",
+               gamma: Optional[float] = None,
+               fidelity: Optional[str] = None,
+               huber_delta: Optional[float] = None,
+               nima=None):
     """Args:
 
       data_dir: folder with input/ and <target>/.
@@ -99,6 +102,10 @@ class EnhancerTask(Task):
         as it was evaluated (the score the loss raises is the score
         enhance-eval reports); "full_size": NIMA sees the image at its own
         size (identical in the paper's setting, 480x640 both).
+      gamma, fidelity, huber_delta: the loss (eq. 1); None takes
+        `perceptual_loss.*` as configured (`loss_settings`).
+      nima: an already restored NIMA (`scoring.NimaBundle`) instead of
+        nima_model_dir (built outside the strategy scope: one device only).
 
     Raises:
       ConfigError: gamma > 0 without a NIMA model dir, or a bad nima_input.
@@ -112,16 +119,23 @@ class EnhancerTask(Task):
                                "'nima_preprocessing' or 'full_size', got "
                                f"{nima_input!r}")
     self.nima_input = nima_input
-    self.gamma = effective_gamma()
-    if self.gamma and not nima_model_dir:
-      nima_model_dir = default_nima_model_dir()
+    settings = loss_settings(**{k: v for k, v in (
+        ("gamma", gamma), ("fidelity", fidelity),
+        ("huber_delta", huber_delta)) if v is not None})
+    self.gamma = float(settings["gamma"])
+    self.fidelity = settings["fidelity"]
+    self.huber_delta = float(settings["huber_delta"])
+    self.nima_choice = default_nima()
+    if self.gamma and not nima_model_dir and nima is None:
+      nima_model_dir = self.nima_choice.model_dir
       if nima_model_dir and not os.path.isdir(nima_model_dir):
         raise config.ConfigError(
             f"perceptual_loss.gamma={self.gamma}: the gin default NIMA "
             f"{nima_model_dir} does not exist; train it (nima-train "
-            f"--gin_file nima/{_expected_backbone() or 'inception_v2'}.gin "
+            f"--gin_file nima/"
+            f"{self.nima_choice.expected_backbone or 'inception_v2'}.gin "
             f"--model_dir {nima_model_dir}) or pass --nima_model_dir")
-    if self.gamma and not nima_model_dir:
+    if self.gamma and not nima_model_dir and nima is None:
       raise config.ConfigError(
           f"perceptual_loss.gamma={self.gamma} needs --nima_model_dir (a "
           "nima-train model dir); use perceptual_loss.gamma=0 for plain L2")
@@ -133,23 +147,29 @@ class EnhancerTask(Task):
     self.pairs = pairs
     self.nima: Optional[keras.Model] = None
     self.nima_preprocessing: Optional[Dict] = None
+    self.build_args: Optional[Dict[str, object]] = None
+    if nima is not None and self.gamma:
+      self._use_nima(nima)
 
   def build_model(self) -> keras.Model:
     if self.nima_model_dir:
       # Restored inside the strategy scope so replicas get their own copies.
       self.load_nima()
-    return can.build_can()
+    model, self.build_args = model_dir_lib.build_recorded(can.build_can)
+    return model
 
   def load_nima(self) -> None:
     """Restores the frozen NIMA (trainable=False, used with training=False)."""
     from nima_enhance import scoring  # pylint: disable=g-import-not-at-top
-    bundle = scoring.load_nima(self.nima_model_dir)
+    self._use_nima(scoring.load_nima(self.nima_model_dir))
+
+  def _use_nima(self, bundle) -> None:
     bundle.model.trainable = False
     self.nima = bundle.model
     self.nima_preprocessing = (bundle.preprocessing if self.nima_input ==
                                "nima_preprocessing" else None)
     backbone = bundle.spec.get("build_nima", {}).get("backbone", "mobilenet")
-    expected = _expected_backbone()
+    expected = self.nima_choice.expected_backbone
     if expected and backbone != expected:
       logging.info("Perceptual NIMA is NIMA(%s) from %s; the gin config "
                    "names NIMA(%s), the paper's choice.", backbone,
@@ -179,7 +199,8 @@ class EnhancerTask(Task):
     source, reference = batch
     enhanced = model(source, training=training)
     loss, components = losses.perceptual_loss(
-        reference, enhanced, nima_model=self.nima,
+        reference, enhanced, nima_model=self.nima, gamma=self.gamma,
+        fidelity=self.fidelity, huber_delta=self.huber_delta,
         nima_preprocessing=self.nima_preprocessing, return_components=True)
     return loss, components
 
@@ -189,8 +210,9 @@ class EnhancerTask(Task):
     return {"input": source, "target": reference, "output": output}
 
   def model_spec(self) -> Dict[str, object]:
-    return {"task": "enhancer",
-            "build_can": can.current_can_args(),
+    return {"task": "enhancer", "spec_version": model_dir_lib.SPEC_VERSION,
+            "build_can": (self.build_args or
+                          model_dir_lib.recorded_arguments(can.build_can)),
             "nima_model_dir": self.nima_model_dir,
             "nima_input": self.nima_input,
             "target": self.target,
@@ -198,8 +220,8 @@ class EnhancerTask(Task):
             "split_file": (os.path.abspath(self.split_file) if self.split_file
                            else None),
             "gamma": self.gamma,
-            "fidelity": _query("perceptual_loss", losses.perceptual_loss,
-                               "fidelity"),
+            "fidelity": self.fidelity,
+            "huber_delta": self.huber_delta,
             "learning_rate": self.learning_rate}
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from nima_enhance import losses
+from nima_enhance import model_dir as model_dir_lib
 from nima_enhance.data import ava
 from nima_enhance.models import nima as nima_lib
 from nima_enhance.train.task import OptimizerSpec, Task
@@ -75,9 +76,13 @@ class NimaTask(Task):
     self.weights = weights
     self.emd_r = emd_r
     self.preprocessing = ava.preprocessing_config()
+    # Every build_nima argument, set by build_model (model_spec.json).
+    self.build_args: Optional[Dict[str, object]] = None
 
   def build_model(self) -> keras.Model:
-    return nima_lib.build_nima(weights=self.weights)
+    model, self.build_args = model_dir_lib.build_recorded(
+        nima_lib.build_nima, weights=self.weights)
+    return model
 
   def build_optimizers(self, model, steps_per_epoch):
     return nima_optimizers(model, steps_per_epoch)
@@ -102,8 +107,10 @@ class NimaTask(Task):
         losses.emd(distribution, predicted, r=1))}
 
   def model_spec(self) -> Dict[str, object]:
-    spec = {"task": "nima", "preprocessing": self.preprocessing,
-            "build_nima": _build_nima_args()}
+    spec = {"task": "nima", "spec_version": model_dir_lib.SPEC_VERSION,
+            "preprocessing": self.preprocessing,
+            "build_nima": self.build_args or model_dir_lib.recorded_arguments(
+                nima_lib.build_nima, weights=self.weights)}
     if self.ava_dir is not None and self.ratings is not None:
       # Calibration images for int8 TFLite export (nima-export --quantize
       # int8): a fixed, seeded sample of the training split.
@@ -144,19 +151,3 @@ class NimaTfdsTask(NimaTask):
         self.tfds_data_dir, self.preprocessing, batch_size, seed=seed,
         start_example=start_example, input_context=input_context)
 
-
-def _bound(name: str) -> bool:
-  try:
-    gin.query_parameter(name)
-    return True
-  except ValueError:
-    return False
-
-
-def _build_nima_args() -> Dict[str, object]:
-  """The build_nima arguments in force (from gin), for model_spec.json."""
-  args = {}
-  for key in ("backbone", "dropout"):
-    if _bound(f"build_nima.{key}"):
-      args[key] = gin.query_parameter(f"build_nima.{key}")
-  return args

@@ -55,6 +55,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import tensorflow as tf  # noqa: E402
 
+from nima_enhance import model_dir as model_dir_lib  # noqa: E402
 from nima_enhance.models import can  # noqa: E402
 
 TARGET_RATIO = 0.7
@@ -224,7 +225,8 @@ def _end_to_end(mps, budget):
       os.path.join(model_dir, "ckpt"))
   with open(os.path.join(model_dir, "model_spec.json"), "w",
             encoding="utf-8") as f:
-    json.dump({"task": "enhancer", "build_can": can.current_can_args(),
+    json.dump({"task": "enhancer",
+               "build_can": model_dir_lib.recorded_arguments(can.build_can),
                "target": "benchmark", "gamma": 0.0}, f)
   saved = export.export_model(model_dir, os.path.join(work, "export"))
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
