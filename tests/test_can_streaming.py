@@ -177,7 +177,9 @@ def test_enhance_files_8bit_path_equals_float_path(tmp_path, model):
   assert compact.dtype == tf.uint8
   assert enhancement._compact_pixels(photo * 0.999).dtype == tf.float32  # pylint: disable=protected-access
   expected = images.quantize(bundle(photo))
-  assert np.array_equal(bundle(compact, output_uint8=True), expected)
+  # uint8 in scales by 1/255 in graph: at most a float-rounding tie apart.
+  assert np.abs(bundle(compact, output_uint8=True).astype(int)
+                - expected).max() <= 1
   good = str(tmp_path / "good.png")
   images.write_image(good, photo)
   bad = str(tmp_path / "bad.png")
