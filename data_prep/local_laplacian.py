@@ -610,11 +610,13 @@ def _stack_pair(stack: np.ndarray) -> Callable:
 # Fine samples per strip of `_strip_band` (its K-reference coarse rows are a
 # quarter of that per reference, and stay in cache while gathered).
 _BAND_STRIP_ELEMENTS = 1 << 17
-# Largest [K, h/2, w/2] stack of every reference's G_1 (bytes) for which the
-# level-0 band goes through `_strip_band`; beyond it (large images at large
-# K) the references are filtered one at a time by strips, whose memory does
-# not grow with K.
-_STACK_BYTES = 1 << 29
+# Largest [K, h/2, w/2] stack of every reference's G_1 (bytes, K per pixel)
+# for which the level-0 band goes through `_strip_band`: 4 MP at K = 81 and
+# 24 MP at K = 8 fit; beyond it (12 MP and more at the detail preset's K = 81,
+# 48 MP at K = 8) the references are filtered one at a time by strips, whose
+# memory does not grow with K, so the 12-48 MP peaks of `peak_memory.py` stay
+# those of that path (48 MP prep-targets under 4 GB).
+_STACK_BYTES = 320 << 20
 
 
 def _gaussian_levels(values: np.ndarray, levels: int) -> list:

@@ -16,7 +16,7 @@ Uses the default "detail_enhancement" preset (K from `default_num_samples`: 81
 references over [0, 1] since the banding fix). The fast method's bands are
 evaluated only for each coefficient's two bracketing references, level 0
 included (from every reference's G_1, held while K x h/2 x w/2 floats fit in
-512 MB), so the K references mostly cost their remapping and first reduction.
+320 MiB), so the K references mostly cost their remapping and first reduction.
 Before/after figures of a change: run this script at both commits, or time
 both versions in one process (CPU time) as the issue-17 report did.
 """
