@@ -3,9 +3,10 @@
 Targets are "local-Laplacian-like": a global brightening tone curve (x^0.6,
 the kind of global adjustment FiveK's experts make) followed by the project's
 own local Laplacian filter (data_prep.local_laplacian, detail_enhancement
-preset), applied directly because prep-targets' module (data_prep.targets)
-is not written yet. Without data_prep, an unsharp mask stands in for the
-filter.
+preset). The filter is called directly, not through prep-targets, because
+the tone curve comes first (prep-targets applies the operator alone; its own
+output is checked in tests/test_targets.py). data_prep is part of this
+package: if it fails to import, these tests fail (no stand-in filter).
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import os
 from typing import Dict, Iterable, Optional
 
 import numpy as np
-from scipy import ndimage
 
+from data_prep.local_laplacian import PRESETS, local_laplacian
 from nima_enhance.data import images
 
 # Real colour and grayscale photographs bundled with scikit-image.
@@ -33,12 +34,7 @@ def photo(name: str, size=(64, 96)) -> np.ndarray:
 def target_of(image: np.ndarray) -> np.ndarray:
   """Tone curve + local Laplacian detail enhancement (see module docstring)."""
   toned = np.clip(image, 0.0, 1.0) ** 0.6
-  try:
-    from data_prep.local_laplacian import PRESETS, local_laplacian  # pylint: disable=g-import-not-at-top
-    return local_laplacian(toned, **PRESETS["detail_enhancement"])
-  except ImportError:
-    blurred = ndimage.gaussian_filter(toned, sigma=(1.5, 1.5, 0))
-    return np.clip(toned + 0.8 * (toned - blurred), 0.0, 1.0)
+  return local_laplacian(toned, **PRESETS["detail_enhancement"])
 
 
 def make_pairs(data_dir: str, names: Iterable[str], size=(64, 96),

@@ -61,7 +61,8 @@ def test_single_haze_line_family_is_exact():
   t = rng.uniform(0.1, 1.0, (200, 200, 1))
   image = clear[rng.integers(0, 30, (200, 200))] * t + truth * (1.0 - t)
   estimate = data_prep.estimate_airlight(image.astype(np.float32))
-  assert np.abs(estimate - truth).max() <= 0.05
+  # Measured 0.0125 (one step of the vote's grid); ~2x (was 0.05).
+  assert np.abs(estimate - truth).max() <= 0.025
 
 
 def test_rejects_gray_images():

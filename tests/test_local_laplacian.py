@@ -7,6 +7,7 @@ import pytest
 
 import data_prep
 from data_prep import pyramid
+from nima_enhance.data import images
 
 # `data_prep.local_laplacian` is the function (the package re-exports it); the
 # module holding it is reached through importlib.
@@ -158,7 +159,9 @@ def test_fast_within_tolerance_of_exact(real_photos, name, preset):
   params.pop("method")
   exact = data_prep.local_laplacian(crop, method="exact", **params)
   fast = data_prep.local_laplacian(crop, method="fast", **params)
-  assert np.mean(np.abs(exact - fast)) < 0.01
+  # Measured MAE 0.0000-0.0014 over these 8 cases (rocket detail the worst);
+  # tolerance ~2x the worst (was 0.01).
+  assert np.mean(np.abs(exact - fast)) < 0.003
 
 
 def test_fast_has_no_banding_on_a_smooth_sky():
@@ -182,10 +185,39 @@ def test_fast_has_no_banding_on_a_smooth_sky():
   assert np.std((fast - exact)[:20, 20:50]) < 0.003
 
 
-def test_output_is_rgb_in_unit_range(real_photo):
-  out = data_prep.local_laplacian(_crop(real_photo), 0.1, 0.25, 1.0)
+def test_output_keeps_the_base_and_is_rarely_clipped(real_photo):
+  """Replaces a [0, 1] range check, which the final np.clip guaranteed.
+
+  Measured on this crop: mean shift 0.0032, mean |change| 0.0124, 1.4% of
+  values at 0 or 1; the bounds are ~2x (an identity, a filter that lost its
+  residual's base, or one that saturates fails).
+  """
+  crop = _crop(real_photo)
+  out = data_prep.local_laplacian(crop, 0.1, 0.25, 1.0)
   assert out.shape == (64, 64, 3) and out.dtype == np.float32
-  assert out.min() >= 0.0 and out.max() <= 1.0
+  assert abs(out.mean() - crop.mean()) < 0.007
+  assert np.abs(out - crop).mean() > 0.006
+  assert np.mean((out == 0.0) | (out == 1.0)) < 0.03
+
+
+@pytest.mark.slow
+def test_fast_matches_exact_on_a_640x427_photo_strip_path(real_photos):
+  """640x427 = 273,280 pixels: above 262,144, so the fast method's strip path.
+
+  Three levels keep the exact filter at ~20 s on one core (it evaluates a
+  pyramid per pixel); measured MAE 0.00084, p99 0.0057, max 0.019.
+  """
+  photo = images.resize(real_photos["coffee"], (427, 640))
+  assert photo.shape[0] * photo.shape[1] > 262_144
+  params = llf.llf_params()
+  params.pop("method")
+  params["levels"] = 3
+  exact = data_prep.local_laplacian(photo, method="exact", **params)
+  fast = data_prep.local_laplacian(photo, method="fast", **params)
+  error = np.abs(fast - exact)
+  assert error.mean() < 0.002
+  assert np.percentile(error, 99) < 0.012
+  assert error.max() < 0.04
 
 
 def test_bad_arguments():
