@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from data_prep import targets
@@ -114,3 +115,37 @@ def test_cli_gin_bindings_and_clean_failures(input_dir, tmp_path):
   assert bad_gin.returncode == 2
   assert "Traceback" not in bad_gin.stderr
   assert "llf_params.nope" in bad_gin.stderr.strip().splitlines()[-1]
+
+
+# One 16-bit PNG step is 1/65535: the written target must equal the operator's
+# own output on the same file to within rounding (an operator that copied its
+# input, or one run with other parameters, is far outside).
+PNG16_TOLERANCE = 1.0 / 65535
+
+
+@pytest.mark.parametrize("operator,params,max_side", [
+    ("local_laplacian", FAST_LLF, None),
+    ("nonlocal_dehaze", dict(gamma=1.0, airlight=None, lam=0.1, t_min=0.1,
+                             num_haze_lines=1000), 48),
+])
+def test_written_targets_equal_the_operator_on_the_same_file(
+    input_dir, tmp_path, operator, params, max_side):
+  import data_prep  # pylint: disable=g-import-not-at-top
+  out = str(tmp_path / "out")
+  counts = targets.prepare_targets(input_dir, out, operator, params=params,
+                                   max_side=max_side, progress=False,
+                                   log=lambda _: None)
+  assert counts["written"] == 2
+  for name in ("coffee.png", "rocket.jpg"):
+    image = images.read_image(os.path.join(input_dir, name))
+    if max_side:
+      image = images.resize_max_side(image, max_side)
+    if operator == "local_laplacian":
+      expected = data_prep.local_laplacian(image, **params)
+    else:
+      expected = data_prep.nonlocal_dehaze(image, **params)[0]
+    written = images.read_image(os.path.join(
+        out, operator, os.path.splitext(name)[0] + ".png"))
+    assert written.shape == expected.shape
+    assert np.abs(written - expected).max() <= PNG16_TOLERANCE
+    assert np.abs(written - image).mean() > 0.005  # not the input copied
