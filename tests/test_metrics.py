@@ -100,9 +100,16 @@ def test_streaming_metrics_equal_one_shot():
   assert result["srcc"] == pytest.approx(stats.spearmanr(true_mean,
                                                          pred_mean)[0],
                                          abs=1e-5)
-  assert result["emd"] == pytest.approx(
-      float(np.mean(metrics.emd(p, q, r=1).numpy())), rel=1e-5)
-  assert result["accuracy"] == metrics.two_class_accuracy(true_mean, pred_mean)
+  # Independent references: EMD r = 1 is the mean |CDF difference| over the
+  # 10 buckets, i.e. scipy's 1-D Wasserstein distance on scores 1..10 / 10;
+  # accuracy is the share of images on the same side of 5 (AVA's split).
+  scores = np.arange(1, 11)
+  emd_ref = np.mean([stats.wasserstein_distance(scores, scores, a, b) / 10
+                     for a, b in zip(p, q)])
+  assert result["emd"] == pytest.approx(emd_ref, rel=1e-5)
+  assert result["accuracy"] == pytest.approx(
+      np.mean((true_mean > 5.0) == (pred_mean > 5.0)))
+  assert 0.0 < result["accuracy"] < 1.0  # both sides of 5 occur: it can fail
 
 
 def test_streaming_metrics_refuse_empty():
