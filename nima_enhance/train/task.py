@@ -1,8 +1,10 @@
 """The interface between a model and the one training loop.
 
 A `Task` knows its model, optimizers, input pipeline and per-example loss; the
-loop (`nima_enhance.train.loop.train_loop`) knows strategies, checkpoints,
-summaries, progress and preemption. NIMA and the enhancer are both Tasks.
+loop (`nima_enhance.train.loop.train_loop`, a short driver over the step
+function in `train/step.py` and the actions in `train/actions.py`) knows
+strategies, checkpoints, summaries, progress, preemption and periodic
+evaluation. NIMA and the enhancer are both Tasks.
 """
 
 from __future__ import annotations
@@ -59,6 +61,16 @@ class Task(abc.ABC):
     return 1
 
   def examples_in_epoch(self) -> Optional[int]:
+    """Training examples in one epoch (None: unknown); the loop logs epochs."""
+    return None
+
+  def evaluate(self, model: keras.Model) -> Optional[Dict[str, float]]:
+    """Optional evaluation during training (train_loop.eval_every > 0).
+
+    Runs on the chief only, between steps; returns scalars for TensorBoard
+    ("eval/<name>"). The default does nothing.
+    """
+    del model
     return None
 
   def image_summaries(self, model: keras.Model, batch) -> Dict[str, tf.Tensor]:
