@@ -417,7 +417,9 @@ def enhance_files(enhancer: EnhancerBundle, paths: Sequence[str],
       continue
     del pixels
     if enhanced.dtype == np.uint8:
-      enhanced = enhanced.astype(np.float32) / np.float32(255.0)
+      # write_image takes float; one float copy, scaled in place.
+      enhanced = enhanced.astype(np.float32)
+      enhanced /= np.float32(255.0)
     images.write_image(out_path, enhanced, bit_depth=bit_depth)
     written.append(out_path)
     logging.info("%s -> %s", path, out_path)

@@ -202,3 +202,7 @@ def test_enhance_files_8bit_path_equals_float_path(tmp_path, model):
   assert list(result["skipped"]) == [bad] and "OOM" in result["skipped"][bad]
   written = images.read_image(result["written"][0])
   assert np.array_equal(images.quantize(written), expected)
+  # The bundle itself takes the uint8 path end to end.
+  direct = enhancement.enhance_files(bundle, [good], str(tmp_path / "u8"))
+  written = images.quantize(images.read_image(direct["written"][0]))
+  assert np.abs(written.astype(int) - expected).max() <= 1
