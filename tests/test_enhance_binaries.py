@@ -90,7 +90,9 @@ def test_training_beats_the_input_on_held_out_photos(tmp_path, pairs_dir):
   print(f"held-out PSNR: input {psnr_in:.2f} dB, output {psnr_out:.2f} dB; "
         f"SSIM {result['ssim_input']['mean']:.3f} -> "
         f"{result['ssim_output']['mean']:.3f}")
-  assert psnr_out > psnr_in + 1.0
+  # Measured 16.19 -> 24.71 dB (+8.5 dB); the bound allows half the gain
+  # (was +1 dB).
+  assert psnr_out > psnr_in + 4.0
   # Cross-check against an independent PSNR of what `enhance` writes.
   out_dir = str(tmp_path / "out")
   bundle = enhancement.load_enhancer(model_dir)
@@ -129,7 +131,9 @@ def test_large_gamma_raises_nima_score(tmp_path, pairs_dir):
   rows = sweep.run_sweep(pairs_dir, "local_laplacian", out, gammas, **kwargs)
   by_gamma = {r["gamma"]: r for r in rows}
   print("sweep:", json.dumps(rows))
-  assert by_gamma[0.5]["nima"] > by_gamma[0.0]["nima"] + 0.1
+  # Quoted runs: 5.38-5.55 against 5.03-5.11 (gap >= 0.27); the bound is
+  # about half the smallest gap (was +0.1).
+  assert by_gamma[0.5]["nima"] > by_gamma[0.0]["nima"] + 0.15
   for name in ("sweep.md", "sweep.csv", "sweep.json", "sweep.png"):
     assert os.path.getsize(os.path.join(out, name)) > 0
   assert os.path.isfile(os.path.join(out, "gamma_0.5", "eval",

@@ -11,12 +11,13 @@ with `--json_out` (and `--quick` with --quick) and writes one record
 `<results>/benchmarks.json`; a benchmark not run this time keeps its older
 record, and each record says whether it came from a quick pass.
 
-Without --quick (and without --no_results) it also regenerates the README's
-Results inputs: `tools/complexity.py --json_out <results>/complexity.json`
-(paper Table 2) and `nima-enhance-demo --output_dir <results>/demo` (its
-summary.json holds the from-scratch NIMA and enhancement figures). --quick
-runs the complexity count without FLOPs only if no full record exists.
---render then rewrites the README's generated blocks (render_readme.py).
+Unless --no_results, it also regenerates the README's Results inputs:
+`tools/complexity.py --json_out <results>/complexity.json` (paper Table 2,
+~15 s) and, without --quick, the whole demo (`nima-enhance-demo`, minutes):
+its summary.json, copied to <results>/demo_summary.json, holds the
+from-scratch NIMA and enhancement figures (the demo's own outputs go to a
+temporary folder). --render then rewrites the README's generated blocks
+(render_readme.py).
 
 Exit status: 1 if any benchmark raised or wrote no record (a figure that
 misses its target is recorded as MISS and does not fail the run), else 0.
@@ -32,6 +33,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+import record  # tools/benchmarks/record.py, beside this script
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -153,17 +156,13 @@ def _results(args, tmp):
   """Table 2 (complexity.py) and, in full mode, the demo's summary.json."""
   failed = []
   complexity_json = os.path.join(args.results, "complexity.json")
-  jobs = []
+  demo_dir = os.path.join(tmp, "demo")
+  jobs = [("complexity", [sys.executable,
+                          os.path.join(ROOT, "tools", "complexity.py"),
+                          "--json_out", complexity_json])]
   if not args.quick:
-    jobs.append(("complexity", [sys.executable,
-                                os.path.join(ROOT, "tools", "complexity.py"),
-                                "--json_out", complexity_json]))
     jobs.append(("demo", [sys.executable, "-m", "nima_enhance.bin.demo",
-                          "--output_dir", os.path.join(args.results, "demo")]))
-  elif not os.path.exists(complexity_json):
-    jobs.append(("complexity", [sys.executable,
-                                os.path.join(ROOT, "tools", "complexity.py"),
-                                "--no_flops", "--json_out", complexity_json]))
+                          "--output_dir", demo_dir]))
   for name, command in jobs:
     print(f"[run_all] {name} ...", flush=True)
     log_path = os.path.join(tmp, name + ".log")
@@ -174,6 +173,13 @@ def _results(args, tmp):
             f"{_tail(log_path)}", flush=True)
     else:
       print(f"[run_all] {name}: done ({seconds:.0f} s)", flush=True)
+      if name == "demo":
+        with open(os.path.join(demo_dir, "summary.json"),
+                  encoding="utf-8") as f:
+          summary = json.load(f)
+        summary["machine"] = record.machine()
+        summary["date"] = summary["machine"]["date"]
+        save(os.path.join(args.results, "demo_summary.json"), summary)
   return failed
 
 
