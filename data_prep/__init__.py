@@ -1,6 +1,6 @@
 """Target generation for enhancement training: local Laplacian, dehazing.
 
-Public API (DESIGN.md section 4):
+Public API (docs/architecture.md, "Python API"):
   local_laplacian(image, sigma_r, alpha, beta, levels=None, method="fast")
   nonlocal_dehaze(image, airlight=None, gamma=1.0) -> (dehazed, t, airlight)
   estimate_airlight(image)

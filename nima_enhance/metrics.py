@@ -14,7 +14,8 @@ from typing import Dict
 import numpy as np
 import tensorflow as tf
 
-NUM_BUCKETS = 10
+from nima_enhance.data.ava import NUM_BUCKETS
+
 # numpy, not a tf constant: creating tensors at import would initialize the
 # TF runtime before a binary can configure devices.
 SCORES = np.arange(1, NUM_BUCKETS + 1, dtype=np.float32)

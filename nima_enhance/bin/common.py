@@ -18,6 +18,8 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from nima_enhance.train import distribute
+
 
 class UsageError(Exception):
   """Bad user input; printed as one line and exit code 2."""
@@ -158,7 +160,7 @@ def define_strategy_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
   """
   fv = flag_values
   flags.DEFINE_enum("distribution_strategy", "one_device",
-                    ["one_device", "mirrored", "multi_worker_mirrored", "tpu"],
+                    list(distribute.STRATEGIES),
                     "tf.distribute strategy.", flag_values=fv)
   flags.DEFINE_string("tpu", None, "TPU name, grpc://host:port, or 'local' on "
                       "a TPU VM (--distribution_strategy=tpu).", flag_values=fv)
@@ -233,7 +235,6 @@ def setup_training(flag_values):
   import keras  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from nima_enhance import config  # pylint: disable=g-import-not-at-top
-  from nima_enhance.train import distribute  # pylint: disable=g-import-not-at-top
   if getattr(flag_values, "model_dir", None):
     check_output_dir(flag_values.model_dir, "model_dir")  # before any work
   if flag_values.worker_hosts:
@@ -242,10 +243,12 @@ def setup_training(flag_values):
                                  flag_values.task_index)
     except ValueError as err:
       raise UsageError(str(err)) from None
-  if flag_values.distribution_strategy == "tpu" and not flag_values.tpu:
+  try:
     # Checked before anything touches TensorFlow, so the reason is one line.
-    raise UsageError("--distribution_strategy=tpu needs --tpu (a TPU name, "
-                     "grpc://host:port, or 'local' on a TPU VM)")
+    distribute.check_tpu_name(flag_values.distribution_strategy,
+                              flag_values.tpu)
+  except ValueError as err:
+    raise UsageError(str(err)) from None
   if flag_values.mixed_precision:
     policy = precision_policy(flag_values.distribution_strategy,
                               bool(tf.config.list_physical_devices("GPU")))

@@ -27,7 +27,9 @@ import numpy as np
 import tensorflow as tf
 
 from nima_enhance.data import images
+from nima_enhance.data import splits
 
+# AVA's rating scale, 1..10: the one definition (metrics, models use it).
 NUM_BUCKETS = 10
 AVA_COLUMNS = 15
 MANIFEST_NAME = "nima_manifest.json"
@@ -114,10 +116,8 @@ def split_ids(ava_dir: str, image_ids: Sequence[str], split: str,
   a seeded random `test_fraction` of the ids (the paper's 80/20 split). The
   seeded split depends only on the id set and seed, not on file order.
   """
-  if split == "all":
+  if splits.check_split(split) == "all":
     return list(image_ids)
-  if split not in ("train", "test"):
-    raise ValueError(f"split must be train, test or all, got {split!r}")
   list_path = os.path.join(ava_dir, test_list)
   if os.path.isfile(list_path):
     test = set(read_id_list(list_path))

@@ -26,6 +26,7 @@ import tensorflow as tf
 from nima_enhance import config
 from nima_enhance.data import image_files
 from nima_enhance.data import images
+from nima_enhance.data import splits
 
 INPUT_DIR = "input"
 MANIFEST_NAME = "nima_manifest.json"
@@ -98,10 +99,8 @@ def split_names(names: Sequence[str], split: str,
                 test_names: Optional[Sequence[str]] = None) -> List[str]:
   """The names of `split` ("train", "test" or "all") among sorted `names`."""
   names = sorted(names)
-  if split == "all":
+  if splits.check_split(split) == "all":
     return names
-  if split not in ("train", "test"):
-    raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
   if test_names is not None:
     test = set(test_names)
     return [n for n in names if (n in test) == (split == "test")]

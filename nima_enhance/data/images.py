@@ -3,7 +3,7 @@
 Every module that reads or writes pixels goes through here, so that training,
 evaluation, scoring, serving and data preparation see identical pixels.
 
-Conventions (DESIGN.md section 7): images are float32 RGB in [0, 1] unless a name
+Conventions (docs/architecture.md): images are float32 RGB in [0, 1] unless a name
 says otherwise (`*_uint8`, `*_bytes`). Functions whose name ends in `_tf` are
 TensorFlow graph ops usable inside `tf.data` and `tf.function`; the others work
 on numpy arrays and files.

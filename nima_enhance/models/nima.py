@@ -3,7 +3,7 @@
 Paper section 2.1 / Fig. 3: baseline CNN (fully convolutional), global average
 pooling, dropout, one fully connected layer with 10 outputs and a softmax over
 the score buckets 1..10. The model takes float pixels in [0, 255] and owns its
-preprocessing (DESIGN.md section 7).
+preprocessing (docs/architecture.md, "Conventions").
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import gin
 import keras
 import tensorflow as tf
 
+from nima_enhance.data.ava import NUM_BUCKETS
 from nima_enhance.models import backbones
 
-NUM_BUCKETS = 10
 HEAD_NAME = "nima_head"
 
 

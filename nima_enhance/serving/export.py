@@ -2,7 +2,7 @@
 
 `export_model` restores the latest checkpoint of a model dir and writes a
 SavedModel in TF Serving's versioned layout, `<export_dir>/<seconds>/`, with
-the signatures of DESIGN.md section 5:
+the signatures of docs/serving.md:
 
 scorer (serving_default = score_image_bytes)
   score_image_bytes(images: string[batch])  JPEG/PNG/GIF/BMP bytes
@@ -430,7 +430,11 @@ def read_metadata(saved_model: str) -> Dict[str, object]:
     return json.load(f)
 
 
-def _load_signature(saved_model: str, name: str):
+def load_signature(saved_model: str, name: str):
+  """(loaded SavedModel, its `name` signature); ExportError if it has none.
+
+  Keep the first with the second: it owns the variables.
+  """
   path = resolve_saved_model(saved_model)
   loaded = tf.saved_model.load(path)
   if name not in loaded.signatures:
@@ -457,7 +461,7 @@ def score_files_with_saved_model(saved_model: str, paths: Sequence[str],
   Yields:
     scoring.ScoredImage per path, in order.
   """
-  _, signature = _load_signature(saved_model, "score_image_bytes")
+  _, signature = load_signature(saved_model, "score_image_bytes")
 
   def score(batch: List[bytes]) -> np.ndarray:
     return signature(images=tf.constant(batch, tf.string))[
@@ -533,7 +537,7 @@ def load_enhancer(saved_model: str) -> SavedModelEnhancer:
     callable float [h, w, 3] in [0, 1] -> float [h, w, 3] in [0, 1].
   """
   path = resolve_saved_model(saved_model)
-  loaded, signature = _load_signature(path, "enhance")
+  loaded, signature = load_signature(path, "enhance")
   return SavedModelEnhancer(path, read_metadata(path), loaded, signature)
 
 

@@ -18,6 +18,17 @@ import tensorflow as tf
 STRATEGIES = ("one_device", "mirrored", "multi_worker_mirrored", "tpu")
 
 
+def check_tpu_name(name: str, tpu: Optional[str]) -> None:
+  """The one check that a TPU strategy names its TPU (ValueError if not).
+
+  Binaries call it before anything touches TensorFlow, so the reason is one
+  line; get_strategy calls it too.
+  """
+  if name == "tpu" and not tpu:
+    raise ValueError("--distribution_strategy=tpu needs --tpu (a TPU name, "
+                     "grpc://host:port, or 'local' on a TPU VM)")
+
+
 def write_tf_config(worker_hosts: Sequence[str], task_index: int) -> dict:
   """Sets TF_CONFIG for a multi-worker cluster given host:port strings."""
   hosts = [h.strip() for h in worker_hosts if h.strip()]
@@ -72,9 +83,7 @@ def get_strategy(name: str = "one_device", tpu: Optional[str] = None,
 
 def _tpu_strategy(tpu: Optional[str]) -> tf.distribute.TPUStrategy:
   """Resolver, connection, TPU system initialisation, TPUStrategy."""
-  if not tpu:
-    raise ValueError("--distribution_strategy=tpu needs --tpu (a TPU name, "
-                     "grpc://host:port, or 'local' on a TPU VM)")
+  check_tpu_name("tpu", tpu)
   # "local": the TPU is attached to this VM (TPU VM); otherwise a Cloud TPU
   # name or a grpc:// worker address.
   resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)

@@ -13,7 +13,7 @@ is kept (the CPU is shared and noisy).
 
 FLOPs are counted analytically, 2 * h * w * (k * k * cin * cout) per
 convolution (padding, normalization, bias and activations not counted).
-Targets (DESIGN.md section 6, issue 8):
+Targets (docs/architecture.md, "Benchmarks"; issue 8):
   * CAN GFLOP/s >= 0.7x the plain conv's GFLOP/s at the same resolution
     (also printed "per layer": plain conv time / (CAN time / 3x3 layers));
   * a 12 MP image enhanced in one piece within 6 GB peak memory (growth of the

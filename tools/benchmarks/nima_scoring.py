@@ -13,7 +13,7 @@ same size (the same batches, score_files' `tf.function`,
 timed alternately, each round, and the best of each is kept (shared, noisy
 CPU). Each side gets one untimed warm-up call first (tracing).
 
-Target (DESIGN.md section 6, issue 8): folder images/s >= 0.9x model-alone
+Target (docs/architecture.md, "Benchmarks"; issue 8): folder images/s >= 0.9x model-alone
 images/s (the input pipeline never the bottleneck).
 """
 

@@ -23,7 +23,7 @@ The loop does everything the bare step does plus its bookkeeping, so loop
 time / bare time is >= 1 up to timing noise; the median of the per-pair
 ratios is printed beside the total's ratio.
 
-Target (DESIGN.md section 6, issue 8, as a time ratio): loop time / bare
+Target (docs/architecture.md, "Benchmarks"; issue 8, as a time ratio): loop time / bare
 time <= 1.1 (i.e. loop steps/s >= ~0.9x bare).
 """
 
