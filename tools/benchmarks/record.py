@@ -98,6 +98,8 @@ def write_record(args: argparse.Namespace, name: str,
   }
   if rows is not None:
     record["rows"] = rows
+  print(f"[{name}] {summary}\n[{name}] target: {target}; verdict: {verdict}"
+        f"{' (quick pass)' if record['quick'] else ''}", flush=True)
   path = getattr(args, "json_out", None)
   if path:
     tmp = path + ".tmp"
