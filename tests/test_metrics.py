@@ -48,6 +48,16 @@ def test_emd_r2_matches_numpy_definition():
                              rtol=1e-5, atol=1e-6)
 
 
+def test_emd_loss_is_the_paper_r2_emd():
+  """The training loss is EMD with r = 2 (numpy definition), not r = 1."""
+  rng = np.random.RandomState(7)
+  p, q = _random_pmfs(rng, 8), _random_pmfs(rng, 8)
+  cdf = np.cumsum(p, axis=1) - np.cumsum(q, axis=1)
+  expected = np.sqrt(np.mean(cdf.astype(np.float64) ** 2, axis=1))
+  np.testing.assert_allclose(losses.emd_loss(p, q).numpy(), expected,
+                             rtol=1e-5)
+
+
 def test_emd_loss_gradient_is_finite_at_the_target():
   p = tf.constant(_random_pmfs(np.random.RandomState(2), 4))
   logits = tf.Variable(tf.math.log(p))
