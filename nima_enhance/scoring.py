@@ -117,10 +117,11 @@ def score_files(bundle: NimaBundle, paths: Sequence[str], batch_size: int = 32,
     raise ValueError(f"batch size must be >= 1, got {batch_size}")
   height, width = bundle.preprocessing["image_size"]
   to_pixels = _pixels_fn(bundle.preprocessing)
+  target = ava.decode_size(bundle.preprocessing)  # reduced JPEG decode
 
   def load(path):
     try:
-      image = images.read_image(path)
+      image = images.read_image(path, target_size=target)
     except images.ImageReadError as err:
       return ScoredImage(path, None, str(err)), None
     return ScoredImage(path, None), to_pixels(image).numpy()

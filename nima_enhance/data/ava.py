@@ -288,6 +288,21 @@ def preprocessing_config(mode: str = "paper",
           "resize_size": int(resize_size), "random_flip": bool(random_flip)}
 
 
+def decode_size(preprocessing: Dict[str, object]) -> Tuple[int, int]:
+  """The size `preprocess_tf` first resizes to: the reduced-decode target.
+
+  Every reader of images for NIMA (training, evaluation, nima-score, the
+  SavedModel scorer, TFDS) passes it to the decoder, so a large JPEG is
+  decoded at the same reduced scale everywhere (`images.read_image`,
+  `images.decode_image_tf(target_size=)`).
+  """
+  if preprocessing["mode"] == "paper":
+    height, width = preprocessing["image_size"]
+    return int(height), int(width)
+  side = int(preprocessing["resize_size"])
+  return side, side
+
+
 def preprocess_tf(image: tf.Tensor, preprocessing: Dict[str, object],
                   training: bool, seed: Optional[int] = None) -> tf.Tensor:
   """float [0, 1] image -> float pixels [0, 255] of the network's input size."""
@@ -308,8 +323,13 @@ def preprocess_tf(image: tf.Tensor, preprocessing: Dict[str, object],
   return image * 255.0
 
 
-def load_image_tf(path: tf.Tensor) -> tf.Tensor:
-  return images.decode_image_tf(tf.io.read_file(path))
+def load_image_tf(path: tf.Tensor,
+                  preprocessing: Optional[Dict[str, object]] = None
+                 ) -> tf.Tensor:
+  """A file through the graph decoder, reduced toward `decode_size`."""
+  return images.decode_image_tf(
+      tf.io.read_file(path),
+      target_size=decode_size(preprocessing) if preprocessing else None)
 
 
 def make_dataset(ava_dir: str, ratings: AvaRatings,
@@ -337,7 +357,8 @@ def make_dataset(ava_dir: str, ratings: AvaRatings,
       dataset = dataset.skip(start_example)
 
   def load(path, distribution):
-    image = preprocess_tf(load_image_tf(path), preprocessing, training)
+    image = preprocess_tf(load_image_tf(path, preprocessing), preprocessing,
+                          training)
     return image, distribution
 
   options = tf.data.Options()

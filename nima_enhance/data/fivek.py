@@ -177,18 +177,25 @@ def _manifest_file(data_dir: str, cache_dir: Optional[str]) -> Optional[str]:
   return None
 
 
-def load_image_tf(path: tf.Tensor) -> tf.Tensor:
-  """Any supported file -> float32 RGB [0, 1]; TIFF through the numpy decoder."""
+def load_image_tf(path: tf.Tensor, max_side: Optional[int] = None) -> tf.Tensor:
+  """Any supported file -> float32 RGB [0, 1]; TIFF through the numpy decoder.
+
+  With `max_side`, shrunk so the largest side is at most max_side, a large
+  JPEG decoded at a reduced scale (`images.decode_max_side_tf`).
+  """
   is_tiff = tf.strings.regex_full_match(tf.strings.lower(path),
                                         r".*\.tiff?")
 
   def _tiff():
     image = tf.numpy_function(
         lambda p: images.read_image(p.decode("utf-8")), [path], tf.float32)
-    return tf.reshape(image, tf.shape(image))
+    image = tf.reshape(image, tf.shape(image))
+    image.set_shape([None, None, 3])
+    return _shrink(image, max_side)
 
   image = tf.cond(is_tiff, _tiff,
-                  lambda: images.decode_image_tf(tf.io.read_file(path)))
+                  lambda: images.decode_max_side_tf(tf.io.read_file(path),
+                                                    max_side))
   image.set_shape([None, None, 3])
   return image
 
@@ -276,21 +283,22 @@ def make_train_dataset(pairs: Union[Pairs, EncodedPairs], batch_size: int = 1,
         "make_train_dataset.crop_size=(h, w) or use batch size 1")
   if isinstance(pairs, EncodedPairs):
     dataset = pairs.make_dataset(input_context, seed)  # already sharded
-    buffer, read = min(len(pairs), record_shuffle_buffer), images.decode_image_tf
+    buffer = min(len(pairs), record_shuffle_buffer)
+    read = lambda b: images.decode_max_side_tf(b, max_side)  # pylint: disable=unnecessary-lambda-assignment
   else:
     dataset = tf.data.Dataset.from_tensor_slices((pairs.inputs, pairs.targets))
     if input_context is not None and input_context.num_input_pipelines > 1:
       dataset = dataset.shard(input_context.num_input_pipelines,
                               input_context.input_pipeline_id)
-    buffer, read = len(pairs), load_image_tf
+    buffer, read = len(pairs), lambda p: load_image_tf(p, max_side)
   dataset = dataset.shuffle(max(1, buffer), seed=seed,
                             reshuffle_each_iteration=True).repeat()
   if start_example:
     dataset = dataset.skip(start_example)
 
   def load(input_file, target_file):
-    source = _shrink(read(input_file), max_side)
-    target = _shrink(read(target_file), max_side)
+    source = read(input_file)  # largest side <= max_side
+    target = read(target_file)
     # Targets written at another size (rare) are brought to the input's.
     target = tf.cond(tf.reduce_all(tf.shape(target) == tf.shape(source)),
                      lambda: target,

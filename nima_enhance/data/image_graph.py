@@ -52,8 +52,56 @@ def orient(image: np.ndarray, orientation: int) -> np.ndarray:
   return np.ascontiguousarray(t[flips])
 
 
+# libjpeg's DCT-domain scalings: a 1/r decode reads only the low-frequency
+# coefficients of each 8x8 block (1/8: the block's mean), so it costs a
+# fraction of a full decode and is close to an r x r box average of it.
+JPEG_RATIOS = (1, 2, 4, 8)
+
+
+def _jpeg_scale_index(height, width, target_size) -> tf.Tensor:
+  """Index into JPEG_RATIOS of `jpeg_ratio_tf` (int32 scalar)."""
+  target = tf.cast(tf.convert_to_tensor(target_size), tf.int32)
+  height, width = tf.cast(height, tf.int32), tf.cast(width, tf.int32)
+  index = tf.constant(0, tf.int32)
+  for i, r in enumerate(JPEG_RATIOS[1:], start=1):
+    fits = (height >= r * target[0]) & (width >= r * target[1])
+    index = tf.where(fits, i, index)
+  return tf.where(tf.reduce_all(target > 0), index, 0)
+
+
+def jpeg_ratio_tf(height, width, target_size) -> tf.Tensor:
+  """The JPEG decode scale 1, 2, 4 or 8 for an upright height x width photo.
+
+  The largest r with height >= r * target height and width >= r * target
+  width: a photo at least twice the size it will be resized to, in both
+  directions, is decoded at 1/2 (1/4, 1/8 for 4x, 8x), so the decoded
+  ceil(h / r) x ceil(w / r) image is never smaller than the target and the
+  resize after it (`images.resize_tf`) shrinks by less than 2 unless 1/8 was
+  not enough. 1 when the target has a size <= 0.
+
+  Args:
+    height: upright height (EXIF orientation applied: the ratio must come
+      from the size the photo is shown at, which orientations 5-8 swap).
+    width: upright width.
+    target_size: (height, width) the decoded image will be resized to.
+  """
+  return tf.gather(tf.constant(JPEG_RATIOS, tf.int32),
+                   _jpeg_scale_index(height, width, target_size))
+
+
+def upright_size_tf(image_bytes: tf.Tensor) -> tf.Tensor:
+  """int32 [2]: (height, width) from the header, EXIF orientation applied.
+
+  Unspecified for bytes `decode_image_tf` refuses.
+  """
+  _, height, width, orientation, _ = image_headers.header_tf(image_bytes)
+  size = tf.cast(tf.stack([height, width]), tf.int32)
+  return tf.where(tf.cast(orientation, tf.int32) >= 5, size[::-1], size)
+
+
 def decode_image_tf(image_bytes: tf.Tensor,
-                    max_pixels: Optional[object] = None) -> tf.Tensor:
+                    max_pixels: Optional[object] = None,
+                    target_size: Optional[object] = None) -> tf.Tensor:
   """The reading contract inside a graph: bytes -> float32 RGB [h, w, 3].
 
   JPEG (EXIF orientation applied), PNG (8/16-bit kept), GIF (first frame),
@@ -63,6 +111,12 @@ def decode_image_tf(image_bytes: tf.Tensor,
   (default: `get_max_pixels()` when traced) or not decodable raise
   InvalidArgumentError, which a SavedModel returns for that request only.
   Stock TensorFlow ops only.
+
+  With `target_size` (height, width; a tensor or ints, <= 0 meaning none),
+  the size the caller will resize the image to, a JPEG at least twice that
+  size in both upright directions is decoded at a reduced scale in the DCT
+  domain (`jpeg_ratio_tf`): same framing, fewer pixels; other formats are
+  decoded in full. The pixel limit still applies to the full size.
   """
   limit = tf.cast(max_pixels if max_pixels is not None else get_max_pixels(),
                   tf.int64)
@@ -89,8 +143,19 @@ def decode_image_tf(image_bytes: tf.Tensor,
   with tf.control_dependencies(deps):
     data = tf.identity(image_bytes)
 
+  if target_size is None:
+    scale = tf.constant(0, tf.int32)
+  else:
+    swap = tf.cast(orientation, tf.int32) >= 5
+    scale = _jpeg_scale_index(tf.where(swap, width, height),
+                              tf.where(swap, height, width), target_size)
+
   def jpeg():
-    return tf.cast(tf.io.decode_jpeg(data, channels=3), tf.float32) / 255.0
+    # `ratio` is an attribute of the op, so one decoder per scale.
+    def at(ratio):
+      return lambda: tf.io.decode_jpeg(data, channels=3, ratio=ratio)
+    pixels = tf.switch_case(scale, [at(r) for r in JPEG_RATIOS])
+    return tf.cast(pixels, tf.float32) / 255.0
 
   def png():
     return _to_rgb_tf(tf.cast(tf.io.decode_png(data, channels=0,

@@ -27,6 +27,7 @@ from nima_enhance.data import image_headers
 from nima_enhance.data.image_graph import decode_image_tf  # pylint: disable=unused-import
 from nima_enhance.data.image_graph import orient  # pylint: disable=unused-import
 from nima_enhance.data.image_graph import orient_tf  # pylint: disable=unused-import
+from nima_enhance.data.image_graph import upright_size_tf
 from nima_enhance.data.image_headers import GRAPH_FORMATS  # pylint: disable=unused-import
 from nima_enhance.data.image_headers import sniff_format  # pylint: disable=unused-import
 
@@ -174,7 +175,9 @@ def _tf_error_text(err: Exception) -> str:
 
 
 def decode_image_bytes(data: bytes, source: str = "<bytes>",
-                       max_pixels: Optional[int] = None) -> np.ndarray:
+                       max_pixels: Optional[int] = None,
+                       target_size: Optional[Tuple[int, int]] = None
+                      ) -> np.ndarray:
   """The reading contract: encoded bytes -> float32 RGB [h, w, 3] in [0, 1].
 
   JPEG (EXIF orientation applied), PNG (8/16-bit, palette, grey, alpha), GIF
@@ -188,6 +191,9 @@ def decode_image_bytes(data: bytes, source: str = "<bytes>",
     data: encoded image.
     source: name used in error messages (usually the file path).
     max_pixels: pixel limit (default: `get_max_pixels()`).
+    target_size: (height, width) the image will be resized to: JPEGs at
+      least twice as large are decoded at 1/2, 1/4 or 1/8 scale
+      (`image_graph.jpeg_ratio_tf`); None decodes in full.
 
   Raises:
     ImageReadError: "<source>: <reason>" for anything but a complete image.
@@ -198,7 +204,8 @@ def decode_image_bytes(data: bytes, source: str = "<bytes>",
     return _decode_tiff(data, source)
   with _libjpeg_warnings(header.format == "jpeg") as warnings:
     try:
-      image = _decode_eager(tf.constant(data), tf.constant(limit, tf.int64))
+      image = _decode_eager(tf.constant(data), tf.constant(limit, tf.int64),
+                            tf.constant(target_size or (0, 0), tf.int32))
       image = image.numpy()
     except (tf.errors.OpError, ValueError) as err:
       raise ImageReadError(f"{source}: cannot decode {header.format.upper()} "
@@ -257,8 +264,11 @@ def to_float_rgb(array: np.ndarray, source: str = "<array>") -> np.ndarray:
   return np.ascontiguousarray(rgb, dtype=np.float32)
 
 
-def read_image(path: str, max_pixels: Optional[int] = None) -> np.ndarray:
+def read_image(path: str, max_pixels: Optional[int] = None,
+               target_size: Optional[Tuple[int, int]] = None) -> np.ndarray:
   """Reads an image file through the contract (`decode_image_bytes`).
+
+  `target_size`: the size the caller resizes to (reduced JPEG decode).
 
   Raises:
     ImageReadError: "<path>: <reason>" (missing, folder, empty, unsupported,
@@ -271,13 +281,13 @@ def read_image(path: str, max_pixels: Optional[int] = None) -> np.ndarray:
       data = f.read()
   except OSError as err:
     raise ImageReadError(f"{path}: cannot read ({err.strerror})") from None
-  return decode_image_bytes(data, source=path, max_pixels=max_pixels)
+  return decode_image_bytes(data, source=path, max_pixels=max_pixels,
+                            target_size=target_size)
 
 
 def resize(image: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
-  """Resizes a float image to (height, width) with antialiased bilinear filtering."""
-  resized = tf.image.resize(image, size, method="bilinear", antialias=True)
-  return np.clip(resized.numpy(), 0.0, 1.0).astype(np.float32)
+  """Resizes a float image to (height, width) by the project's rule (`resize_tf`)."""
+  return resize_tf(tf.convert_to_tensor(image), size).numpy()
 
 
 def max_side_size(height: int, width: int, max_side: int) -> Tuple[int, int]:
@@ -381,7 +391,8 @@ def write_image(path: str, image: np.ndarray, bit_depth: Optional[int] = None,
 # The numpy path runs the graph decoder traced once (eager while_loops are slow).
 _decode_eager = tf.function(
     decode_image_tf, input_signature=[tf.TensorSpec([], tf.string),
-                                      tf.TensorSpec([], tf.int64)],
+                                      tf.TensorSpec([], tf.int64),
+                                      tf.TensorSpec([2], tf.int32)],
     reduce_retracing=True)
 
 
@@ -396,10 +407,76 @@ def max_side_size_tf(height: tf.Tensor, width: tf.Tensor,
   return tf.stack([new_h, new_w])
 
 
+def _box_shrink_tf(image: tf.Tensor, factor_h, factor_w) -> tf.Tensor:
+  """Means of factor_h x factor_w blocks ([..., h, w, c]; ints or tensors).
+
+  The rows and columns that do not fill a block (fewer than the factor) are
+  dropped, half on each side, so the framing stays centred.
+  """
+  shape = tf.shape(image)
+  height, width = shape[-3] // factor_h, shape[-2] // factor_w
+  top = (shape[-3] - height * factor_h) // 2
+  left = (shape[-2] - width * factor_w) // 2
+  image = image[..., top:top + height * factor_h,
+                left:left + width * factor_w, :]
+  blocks = tf.reshape(image, tf.concat(
+      [shape[:-3], tf.stack([height, factor_h, width, factor_w, shape[-1]])],
+      0))
+  return tf.reduce_mean(blocks, axis=[-4, -2])
+
+
 def resize_tf(image: tf.Tensor, size) -> tf.Tensor:
-  """Graph version of `resize`: the same antialiased bilinear filter."""
-  return tf.clip_by_value(
-      tf.image.resize(image, size, method="bilinear", antialias=True), 0.0, 1.0)
+  """The project's one resize rule ([..., h, w, c] float -> size, in [0, 1]).
+
+  A downscale by f >= 2 along an axis first averages floor(f) pixels (an
+  integer box pre-shrink, exact area filtering for that factor and one cheap
+  pass), then bilinear interpolation without an antialiasing kernel covers
+  what is left: a factor below 2 (or an enlargement), where bilinear's two
+  taps still see every input pixel. `tf.image.resize(antialias=True)` (the
+  ScaleAndTranslate kernel) gives almost the same pixels at ~4x the cost of a
+  JPEG decode (README "Input images"). With a reduced JPEG decode
+  (`decode_image_tf(target_size=)`) the box step is usually skipped.
+  Differentiable; with static shapes (XLA) the factors are Python ints.
+  """
+  image = tf.convert_to_tensor(image)
+  if not image.dtype.is_floating:
+    image = tf.cast(image, tf.float32)
+  static_size = tf.get_static_value(tf.convert_to_tensor(size))
+  static_in = image.shape[-3:-1]
+  if static_size is not None and None not in static_in.as_list():
+    factors = [max(1, int(n) // max(1, int(s)))
+               for n, s in zip(static_in, static_size)]
+    if max(factors) > 1:
+      image = _box_shrink_tf(image, factors[0], factors[1])
+  else:
+    factors = tf.maximum(tf.shape(image)[-3:-1] // tf.cast(size, tf.int32), 1)
+    shape = image.shape
+    image = tf.cond(tf.reduce_any(factors > 1),
+                    lambda: _box_shrink_tf(image, factors[0], factors[1]),
+                    lambda: image)
+    if shape.rank is not None:  # tf.image.resize needs the rank
+      image.set_shape(shape[:-3].concatenate([None, None]).concatenate(
+          shape[-1:]))
+  return tf.clip_by_value(tf.image.resize(image, size, method="bilinear"),
+                          0.0, 1.0)
+
+
+def decode_max_side_tf(image_bytes: tf.Tensor,
+                       max_side: Optional[int]) -> tf.Tensor:
+  """`decode_image_tf`, shrunk so the largest side is `max_side` (never enlarged).
+
+  The output size is `max_side_size` of the header's upright size (what
+  `resize_max_side` of the full decode gives); a JPEG is decoded reduced
+  toward it. None or 0: the full decode, unresized.
+  """
+  if not max_side:
+    return decode_image_tf(image_bytes)
+  upright = upright_size_tf(image_bytes)
+  shrink = tf.reduce_max(upright) > max_side
+  size = max_side_size_tf(upright[0], upright[1], max_side)
+  image = decode_image_tf(image_bytes,
+                          target_size=tf.where(shrink, size, 0))
+  return tf.cond(shrink, lambda: resize_tf(image, size), lambda: image)
 
 
 def resize_max_side_tf(image: tf.Tensor, max_side: int) -> tf.Tensor:

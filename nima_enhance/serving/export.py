@@ -50,6 +50,7 @@ import tensorflow as tf
 from nima_enhance import metrics
 from nima_enhance import model_dir as model_dir_lib
 from nima_enhance import scoring
+from nima_enhance.data import ava
 from nima_enhance.data import images
 
 SCORER = "scorer"
@@ -98,16 +99,18 @@ class ExportError(ValueError):
 # Graph pieces shared by the signatures
 
 
-def _checked_decode_tf(image_bytes: tf.Tensor) -> tf.Tensor:
+def _checked_decode_tf(image_bytes: tf.Tensor,
+                       target_size=None) -> tf.Tensor:
   """The reading contract in graph (`images.decode_image_tf`).
 
   EXIF orientation, alpha over white, JPEG/PNG/GIF/BMP/WebP, and the pixel
   limit in force when the signature is traced (`export_model`'s max_pixels),
   checked from the header before decoding. Empty, unsupported, oversized or
   undecodable bytes raise InvalidArgumentError with the reason, for that
-  request only.
+  request only. `target_size`: the scorer's first resize
+  (`ava.decode_size`), so large JPEGs are decoded reduced, as in training.
   """
-  return images.decode_image_tf(image_bytes)
+  return images.decode_image_tf(image_bytes, target_size=target_size)
 
 
 def _scores(distribution: tf.Tensor) -> Dict[str, tf.Tensor]:
@@ -146,7 +149,9 @@ def make_scorer_module(model, preprocessing: Dict[str, object]) -> tf.Module:
       tf.TensorSpec([None], tf.string, name="images")])
   def score_image_bytes(images_bytes):
     pixels = tf.map_fn(
-        lambda b: scoring.eval_pixels_tf(_checked_decode_tf(b), preprocessing),
+        lambda b: scoring.eval_pixels_tf(
+            _checked_decode_tf(b, ava.decode_size(preprocessing)),
+            preprocessing),
         images_bytes, fn_output_signature=pixel_spec)
     return predict(pixels)
 

@@ -15,6 +15,19 @@ CPU). Each side gets one untimed warm-up call first (tracing).
 
 Target (docs/architecture.md, "Benchmarks"; issue 8): folder images/s >= 0.9x model-alone
 images/s (the input pipeline never the bottleneck).
+
+Large photos (issue 12), `--large_images N` (0 skips): a folder of 24 MP
+JPEGs (4000x6000 and 6000x4000, skimage photos upscaled), scored by
+`score_files` (reduced-scale JPEG decode + the project's resize rule) against,
+in the same run and the same reader threads, (a) the full decode + the same
+resize rule and (b) the previous path: full decode + antialiased bilinear
+(`tf.image.resize(antialias=True)`). Target: >= 5x over (b).
+
+Score agreement, `--score_crops N` (0 skips): a small NIMA is trained by the
+training loop (`gin/nima/from_scratch_small.gin`, `--train_steps`, synthetic
+AVA), then N crops of real photos saved as JPEGs of 200-2400 px per side
+(decode ratios 1/1 to 1/8 at its 96x128 input) are scored by `score_files`
+and by the previous path (b); it prints max and mean |mean score difference|.
 """
 
 import argparse
@@ -84,16 +97,214 @@ def make_model_dir(model_dir, backbone):
     json.dump(spec, f)
 
 
+def write_large_jpegs(folder, count):
+  """`count` 24 MP JPEGs (quality 90), both orientations; their paths."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from skimage import data  # pylint: disable=g-import-not-at-top
+  photos = [getattr(data, n)()[..., :3] for n in ("astronaut", "coffee",
+                                                    "chelsea", "rocket")]
+  paths = []
+  for i in range(count):
+    h, w = (4000, 6000) if i % 2 == 0 else (6000, 4000)
+    pil = Image.fromarray(photos[i % len(photos)]).resize((w, h),
+                                                          Image.BICUBIC)
+    path = os.path.join(folder, f"large_{i:03d}.jpg")
+    pil.save(path, "JPEG", quality=90)
+    paths.append(path)
+  return paths
+
+
+def write_crops(folder, count, seed=0):
+  """`count` JPEG crops of real photos, resized to 200-2400 px per side."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from nima_enhance.data import synthetic  # pylint: disable=g-import-not-at-top
+  photos = [p for p in synthetic.bundled_photos().values()
+            if min(p.shape[:2]) >= 256]
+  rng = np.random.default_rng(seed)
+  paths = []
+  for i in range(count):
+    photo = photos[i % len(photos)]
+    h, w = photo.shape[:2]
+    ch, cw = int(h * rng.uniform(0.5, 1.0)), int(w * rng.uniform(0.5, 1.0))
+    top, left = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
+    crop = (photo[top:top + ch, left:left + cw] * 255 + 0.5).astype(np.uint8)
+    scale = np.exp(rng.uniform(np.log(200), np.log(2400))) / max(ch, cw)
+    size = (max(1, int(cw * scale)), max(1, int(ch * scale)))
+    path = os.path.join(folder, f"crop_{i:04d}.jpg")
+    Image.fromarray(crop).resize(size, Image.BICUBIC).save(path, "JPEG",
+                                                           quality=90)
+    paths.append(path)
+  return paths
+
+
+def train_small_nima(work_dir, steps):
+  """A small NIMA trained by the training loop on a synthetic AVA."""
+  import gin  # pylint: disable=g-import-not-at-top
+  from nima_enhance import config  # pylint: disable=g-import-not-at-top
+  from nima_enhance.data import ava  # pylint: disable=g-import-not-at-top
+  from nima_enhance.data import synthetic  # pylint: disable=g-import-not-at-top
+  from nima_enhance.train import loop  # pylint: disable=g-import-not-at-top
+  from nima_enhance.train import nima_task  # pylint: disable=g-import-not-at-top
+  ava_dir = os.path.join(work_dir, "ava")
+  model_dir = os.path.join(work_dir, "small_nima")
+  synthetic.make_synthetic_ava(ava_dir, num_images=128)
+  gin.clear_config()
+  config.parse_gin(["nima/from_scratch_small.gin"],
+                   [f"train_loop.num_steps={steps}",
+                    "train_loop.progress=False"], finalize=False)
+  ratings, _ = ava.load_split(ava_dir, "train", cache_dir=model_dir)
+  loop.train_loop(nima_task.NimaTask(ava_dir, ratings), model_dir)
+  gin.clear_config()
+  return model_dir
+
+
+def score_legacy(bundle, paths, batch_size, antialias=True, num_threads=4):
+  """Mean scores the previous way: full decode, then antialiased bilinear.
+
+  The same reader threads, strict reading contract and batched model as
+  `score_files`; `antialias=False` keeps the full decode but uses the
+  project's resize rule (`eval_pixels_tf`).
+  """
+  import concurrent.futures  # pylint: disable=g-import-not-at-top
+  from nima_enhance import metrics  # pylint: disable=g-import-not-at-top
+  prep = bundle.preprocessing
+  height, width = prep["image_size"]
+  new_rule = scoring._pixels_fn(prep)  # pylint: disable=protected-access
+
+  @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.float32)])
+  def old_rule(image):
+    if prep["mode"] == "paper":
+      x = tf.image.resize(image, [height, width], antialias=True)
+    else:
+      side = prep["resize_size"]
+      x = tf.image.resize(image, [side, side], antialias=True)
+      top, left = (side - height) // 2, (side - width) // 2
+      x = x[top:top + height, left:left + width]
+    return tf.clip_by_value(x, 0.0, 1.0) * 255.0
+
+  def load(path):
+    image = images.read_image(path)
+    return (old_rule if antialias else new_rule)(image).numpy()
+
+  means = []
+  with concurrent.futures.ThreadPoolExecutor(num_threads) as pool:
+    pixels = pool.map(load, paths)
+    batch = []
+    for i, px in enumerate(pixels):
+      batch.append(px)
+      if len(batch) == batch_size or i == len(paths) - 1:
+        dist = bundle.predict(np.stack(batch))
+        means.extend(metrics.mean_score(dist).numpy().tolist())
+        batch = []
+  return np.array(means)
+
+
+def large_photos(args, tmp):
+  """images/s on 24 MP JPEGs: reduced decode vs full decode (two resizes)."""
+  folder = os.path.join(tmp, "large")
+  model_dir = os.path.join(tmp, "large_model")
+  os.makedirs(folder)
+  os.makedirs(model_dir)
+  paths = write_large_jpegs(folder, args.large_images)
+  make_model_dir(model_dir, args.backbone)
+  bundle = scoring.load_nima(model_dir)
+  sides = {
+      "score_files (reduced decode)":
+          lambda: list(scoring.score_files(bundle, paths, args.batch_size)),
+      "full decode + resize rule":
+          lambda: score_legacy(bundle, paths, args.batch_size,
+                               antialias=False),
+      "full decode + antialiased (before)":
+          lambda: score_legacy(bundle, paths, args.batch_size),
+  }
+  best = {k: float("inf") for k in sides}
+  for fn in sides.values():
+    fn()  # warm-up (tracing)
+  for _ in range(max(1, args.rounds - 1)):
+    for name, fn in sides.items():
+      start = time.perf_counter()
+      fn()
+      best[name] = min(best[name], time.perf_counter() - start)
+  n = len(paths)
+  print(f"\n{n} JPEGs of 24 MP (4000x6000 / 6000x4000), NIMA {args.backbone} "
+        f"at {HEIGHT}x{WIDTH}, batch {args.batch_size}, best of "
+        f"{max(1, args.rounds - 1)} alternating rounds, {os.cpu_count()} CPUs")
+  for name, seconds in best.items():
+    print(f"{name:<36} {seconds:8.2f} s {n / seconds:7.2f} images/s")
+  ratio = best["full decode + antialiased (before)"] / best[
+      "score_files (reduced decode)"]
+  print(f"speed-up over the previous full decode: {ratio:.1f}x (target >= 5):"
+        f" {'PASS' if ratio >= 5 else 'MISS'}")
+
+
+def score_agreement(args, tmp):
+  """|mean score| differences, new reading vs full decode + antialiased."""
+  model_dir = train_small_nima(tmp, args.train_steps)
+  bundle = scoring.load_nima(model_dir)
+  folder = os.path.join(tmp, "crops")
+  os.makedirs(folder)
+  paths = write_crops(folder, args.score_crops)
+  new = np.array([float(s.mean) for s in scoring.score_files(
+      bundle, paths, args.batch_size)])
+  old = score_legacy(bundle, paths, args.batch_size)
+  full_new_rule = score_legacy(bundle, paths, args.batch_size,
+                               antialias=False)
+  diff = np.abs(new - old)
+  print(f"\nscore agreement: small NIMA ({args.train_steps} training steps, "
+        f"input {bundle.preprocessing['image_size']}), {len(paths)} crops of "
+        f"real photos, 200-2400 px; mean scores {old.min():.2f}-{old.max():.2f}"
+        f" (std {old.std():.3f})")
+  print(f"|mean difference| reduced decode + resize rule vs full decode + "
+        f"antialiased: max {diff.max():.4f}, mean {diff.mean():.4f}, p99 "
+        f"{np.percentile(diff, 99):.4f}")
+  rule = np.abs(full_new_rule - old)
+  print(f"|mean difference| full decode + resize rule vs full decode + "
+        f"antialiased: max {rule.max():.4f}, mean {rule.mean():.4f}")
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--backbone", default="mobilenet",
                       help="mobilenet (the paper's) or small_cnn")
   parser.add_argument("--images", type=int, default=112,
                       help="JPEGs in the folder (112 with batch 32: three "
-                      "full batches and one of 16, as a real folder has)")
+                      "full batches and one of 16, as a real folder has; "
+                      "0 skips)")
   parser.add_argument("--batch_size", type=int, default=32)
   parser.add_argument("--rounds", type=int, default=3)
+  parser.add_argument("--large_images", type=int, default=6,
+                      help="24 MP JPEGs for the reduced-decode speed-up "
+                      "(0 skips)")
+  parser.add_argument("--score_crops", type=int, default=300,
+                      help="crops for the score agreement (0 skips)")
+  parser.add_argument("--train_steps", type=int, default=150,
+                      help="training steps of the small NIMA (agreement)")
+  import record  # pylint: disable=import-outside-toplevel  (beside this file)
+  record.add_flags(parser)
   args = parser.parse_args()
+  if args.quick:  # a smoke pass: the folder-vs-model ratio only, tiny
+    args.backbone, args.images, args.batch_size, args.rounds = (
+        "small_cnn", 16, 8, 2)
+    args.large_images = args.score_crops = 0
+  if args.images:
+    r = model_vs_folder(args)
+    record.write_record(
+        args, "nima_scoring", r,
+        target=f"folder images/s >= {TARGET_RATIO}x model alone",
+        verdict="PASS" if r["ratio"] >= TARGET_RATIO else "MISS",
+        summary=(f"`nima-score` {r['folder_images_per_sec']:.1f} images/s vs "
+                 f"model alone {r['model_images_per_sec']:.1f} ({args.backbone}"
+                 f", {HEIGHT}x{WIDTH}, {r['images']} JPEGs): ratio "
+                 f"{r['ratio']:.2f}"))
+  with tempfile.TemporaryDirectory(prefix="nima_scoring_large_") as tmp:
+    if args.large_images:
+      large_photos(args, tmp)
+    if args.score_crops:
+      score_agreement(args, tmp)
+
+
+def model_vs_folder(args):
+  """The folder of 480x640 JPEGs against the model alone (issue 8)."""
 
   with tempfile.TemporaryDirectory(prefix="nima_scoring_bench_") as tmp:
     folder = os.path.join(tmp, "photos")
@@ -154,6 +365,8 @@ def main():
   verdict = "PASS" if ratio >= TARGET_RATIO else "MISS"
   print(f"ratio folder / model alone = {ratio:.2f} (target >= {TARGET_RATIO}):"
         f" {verdict}")
+  return {"folder_images_per_sec": folder_ips, "model_images_per_sec":
+          model_ips, "ratio": ratio, "images": n}
 
 
 if __name__ == "__main__":

@@ -141,8 +141,10 @@ def ava_train_dataset(data_dir: str, preprocessing: Dict[str, object],
     dataset = dataset.skip(start_example)
 
   def load(image_bytes, distribution):
-    image = ava.preprocess_tf(images.decode_image_tf(image_bytes),
-                              preprocessing, training=True)
+    image = ava.preprocess_tf(
+        images.decode_image_tf(image_bytes,
+                               target_size=ava.decode_size(preprocessing)),
+        preprocessing, training=True)
     return image, distribution
 
   options = tf.data.Options()
