@@ -71,6 +71,14 @@ def eval_pixels_tf(image: tf.Tensor,
   return ava.preprocess_tf(image, preprocessing, training=False)
 
 
+def eval_pixels(image: np.ndarray,
+                preprocessing: Dict[str, object]) -> np.ndarray:
+  """float [0, 1] [h, w, 3] numpy image -> NIMA input pixels, as score_files
+  prepares a decoded file (the same traced function)."""
+  return _pixels_fn(preprocessing)(
+      tf.convert_to_tensor(image, tf.float32)).numpy()
+
+
 @dataclasses.dataclass
 class ScoredImage:
   path: str

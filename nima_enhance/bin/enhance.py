@@ -7,7 +7,8 @@
 Any photo size runs in bounded memory (exact band schedule, see README);
 a photo that fails is named and skipped, the rest are processed.
 
-Outputs are O/<name>.png (or .jpg), written atomically.
+Outputs are O/<name>.png (or .jpg), written atomically. A thin wrapper over
+`nima_enhance.Enhancer` (README "Python API").
 """
 
 import os
@@ -43,7 +44,7 @@ def main(argv):
   for path in inputs:
     if not os.path.exists(path):
       raise FileNotFoundError(f"{path}: no such file or folder")
-  from nima_enhance import enhancement  # pylint: disable=g-import-not-at-top
+  from nima_enhance import api  # pylint: disable=g-import-not-at-top
   from nima_enhance.data import image_files  # pylint: disable=g-import-not-at-top
   scan = image_files.scan_inputs(inputs)
   if not scan.files:
@@ -52,18 +53,16 @@ def main(argv):
   # Before loading the model: never beside the inputs, and writable.
   image_files.refuse_overwrite(scan.files, FLAGS.output_dir)
   common.check_output_dir(FLAGS.output_dir)
-  if FLAGS.saved_model:
-    enhancer = _saved_model_enhancer(FLAGS.saved_model)
-  else:
-    enhancer = enhancement.load_enhancer(
-        FLAGS.model_dir, jit_compile=FLAGS.jit_compile,
-        tile_size=FLAGS.tile_size, memory_budget_gb=FLAGS.memory_budget_gb,
-        precision=FLAGS.precision)
+  enhancer = api.Enhancer.load(
+      FLAGS.saved_model or FLAGS.model_dir,
+      kind="saved_model" if FLAGS.saved_model else "model_dir",
+      jit_compile=FLAGS.jit_compile, tile_size=FLAGS.tile_size,
+      memory_budget_gb=FLAGS.memory_budget_gb, precision=FLAGS.precision)
   for path, reason in scan.skipped.items():
     logging.warning("skipped %s: %s", path, reason)
-  result = enhancement.enhance_files(enhancer, scan.files, FLAGS.output_dir,
-                                     fmt=FLAGS.format,
-                                     bit_depth=int(FLAGS.bit_depth))
+  result = enhancer.enhance_files(scan.files, FLAGS.output_dir,
+                                  fmt=FLAGS.format,
+                                  bit_depth=int(FLAGS.bit_depth))
   skipped = len(scan.skipped) + len(result["skipped"])
   print(f"enhance: wrote {len(result['written'])} images to "
         f"{FLAGS.output_dir}, skipped {skipped}")
@@ -71,19 +70,6 @@ def main(argv):
     raise common.nothing_processed(f"all {skipped} inputs skipped (reasons "
                                    "in the warnings above)")
   common.note_skipped(skipped, "the warnings above")
-
-
-def _saved_model_enhancer(path):
-  """A SavedModel enhancer, through nima_enhance.serving when it exists."""
-  import importlib.util  # pylint: disable=g-import-not-at-top
-  if importlib.util.find_spec("nima_enhance.serving.export") is None:
-    raise common.UsageError("--saved_model needs nima_enhance.serving")
-  from nima_enhance.serving import export  # pylint: disable=g-import-not-at-top
-  loader = getattr(export, "load_enhancer", None)
-  if loader is None:
-    raise common.UsageError("--saved_model needs "
-                            "nima_enhance.serving.export.load_enhancer")
-  return loader(path)
 
 
 def run():

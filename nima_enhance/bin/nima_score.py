@@ -1,5 +1,7 @@
 """nima-score: NIMA mean score, std and distribution for images or folders.
 
+A thin wrapper over `nima_enhance.Scorer` (README "Python API").
+
   nima-score --model_dir M photo.jpg more_photos/ [--output scores.csv]
   nima-score --saved_model E/1700000000 photos/ --output scores.csv
   nima-score --tflite T/1700000000/model.tflite photos/ --output scores.csv
@@ -33,9 +35,10 @@ HEADER = ["path", "mean", "std"] + [f"p{i}" for i in range(1, 11)]
 
 
 def main(argv):
+  from nima_enhance import api  # pylint: disable=g-import-not-at-top
   from nima_enhance import config  # pylint: disable=g-import-not-at-top
-  from nima_enhance import scoring  # pylint: disable=g-import-not-at-top
   from nima_enhance.data import images  # pylint: disable=g-import-not-at-top
+  from nima_enhance.serving import tflite_runner  # pylint: disable=g-import-not-at-top
   if sum(bool(v) for v in (FLAGS.model_dir, FLAGS.saved_model,
                             FLAGS.tflite)) != 1:
     raise common.UsageError("give exactly one of --model_dir, --saved_model "
@@ -54,20 +57,15 @@ def main(argv):
   if FLAGS.output:
     common.check_output_file(FLAGS.output)  # before any scoring
   config.parse_gin(FLAGS.gin_file, FLAGS.gin_bindings)
-  if FLAGS.tflite:
-    from nima_enhance.serving import tflite  # pylint: disable=g-import-not-at-top
-    try:
-      scored = tflite.score_files_with_tflite(
-          FLAGS.tflite, paths, FLAGS.batch_size, FLAGS.tflite_threads)
-    except tflite.TfliteError as err:
-      raise common.UsageError(str(err)) from None
-  elif FLAGS.saved_model:
-    from nima_enhance.serving import export  # pylint: disable=g-import-not-at-top
-    scored = export.score_files_with_saved_model(FLAGS.saved_model, paths,
-                                                 FLAGS.batch_size)
-  else:
-    bundle = scoring.load_nima(FLAGS.model_dir)
-    scored = scoring.score_files(bundle, paths, FLAGS.batch_size)
+  kind, path = next((k, p) for k, p in (("model_dir", FLAGS.model_dir),
+                                        ("saved_model", FLAGS.saved_model),
+                                        ("tflite", FLAGS.tflite)) if p)
+  try:
+    scorer = api.Scorer.load(path, batch_size=FLAGS.batch_size,
+                             tflite_threads=FLAGS.tflite_threads, kind=kind)
+  except tflite_runner.TfliteError as err:
+    raise common.UsageError(str(err)) from None
+  scored = scorer.score_files(paths)
   buffer = io.StringIO()
   writer = csv.writer(buffer)
   writer.writerow(HEADER)
@@ -75,12 +73,12 @@ def main(argv):
   for path, reason in scan.skipped.items():
     logging.warning("skipped %s: %s", path, reason)
   for item in scored:
-    if item.error:
+    if item.skipped:
       skipped += 1
-      logging.warning("skipped %s", item.error)
+      logging.warning("skipped %s", item.skipped)
       continue
     good += 1
-    writer.writerow([item.path, f"{item.mean:.4f}", f"{item.std:.4f}"]
+    writer.writerow([item.name, f"{item.mean:.4f}", f"{item.std:.4f}"]
                     + [f"{p:.6f}" for p in item.distribution])
   if not good:
     raise common.nothing_processed(f"all {skipped} inputs skipped (reasons "
