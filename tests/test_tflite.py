@@ -144,7 +144,10 @@ def test_file_outputs_and_input_contract(trained, exports):
     p = out["distribution"][0].astype(np.float64)
     scores = np.arange(1, 11)
     mean = (p * scores).sum()
-    tol = 0.05 if quantize == "int8" else 1e-4
+    # int8: the file's own mean/std tail is int8 (output step ~0.03 plus the
+    # rounded bucket products; measured up to 0.09 on noise pixels).
+    # nima-score computes them from the distribution instead.
+    tol = 0.15 if quantize == "int8" else 1e-4
     assert abs(out["mean"][0] - mean) <= tol
     assert abs(out["std"][0] - np.sqrt((p * (scores - mean) ** 2).sum())) <= tol
 
@@ -157,18 +160,76 @@ def test_quantized_files_are_small_and_agree_with_checkpoint(
   assert os.path.getsize(exports["float16"]) <= 0.55 * float_size
   bundle = scoring.load_nima(model_dir)
   paths = images.list_images([held_out])
-  # float16: the issue's float target. int8 (full-integer): the small_cnn's
-  # mean/std pooling statistics lose precision in per-tensor int8 (measured
-  # max |mean diff| 0.48, over the issue's 0.1; see README "On-device"), so
-  # this asserts the ranking is kept and a bound that catches a wrong input
-  # scale or zero point (those give differences of several points).
+  # float16: the issue's float target. int8: small_cnn keeps its 16
+  # std-pooling ops in float; measured 0.10 here (this 40-step 48x64 model,
+  # real photos included; 0.07 and 0.14 on two trainings of the benchmark's
+  # model, README "On-device"); full-integer int8 gave 0.48 here.
   for quantize, tol, min_srcc in (("float16", 0.01, 0.99),
-                                  ("int8", 0.75, 0.9)):
+                                  ("int8", 0.2, 0.98)):
     agreement = tflite.scorer_agreement(
         bundle, tflite.load_tflite(exports[quantize]), paths)
     assert agreement["images"] >= 20
     assert agreement["max_abs_mean_diff"] <= tol, (quantize, agreement)
     assert agreement["srcc_means"] >= min_srcc, (quantize, agreement)
+
+
+def _op_types(path):
+  """{op name: set of its first input's dtypes} of a .tflite file."""
+  interpreter = tf.lite.Interpreter(model_path=path)
+  tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+  found = {}
+  for op in interpreter._get_ops_details():  # pylint: disable=protected-access
+    dtype = tensors[op["inputs"][0]]["dtype"] if len(op["inputs"]) else None
+    found.setdefault(op["op_name"], set()).add(np.dtype(dtype).name)
+  return found
+
+
+def test_int8_keeps_only_the_named_std_ops_in_float(exports):
+  path = exports["int8"]
+  meta = tflite.read_metadata(path)
+  kept = meta["float_ops_kept_on_purpose"]["tensors"]
+  # Per stage of small_cnn: squared deviation, its mean, + eps, sqrt.
+  assert len(kept) == 16 and all("small_pool" in name for name in kept)
+  for stage in range(4):
+    assert sum(f"small_pool{stage}" in name for name in kept) == 4
+  ops = _op_types(path)
+  # The weighted layers and the pooled means run in integers ...
+  for name in ("CONV_2D", "FULLY_CONNECTED", "CONCATENATION", "SOFTMAX"):
+    assert ops[name] == {"int8"}, (name, ops[name])
+  assert "uint8" in ops["QUANTIZE"]  # the uint8 pixel input
+  # ... and the float ops of the file are those 16 plus the converter's own
+  # float NEG in LayerNorm (there in the full-integer file too, below).
+  float_ops = tflite.float_ops_of(path)
+  assert meta["float_ops"] == float_ops
+  assert {op.split(" ", 1)[1] for op in float_ops} - set(kept) == {
+      op.split(" ", 1)[1] for op in float_ops if op.startswith("NEG ")}
+  assert len(float_ops) == 17
+
+
+def test_int8_without_float_ops_is_integer_but_one_neg(trained, tmp_path):
+  _, model_dir = trained
+  bundle = scoring.load_nima(model_dir)
+  height, width = bundle.preprocessing["image_size"]
+
+  def fn(pixels):
+    return (bundle.model(pixels, training=False),)
+
+  spec = tf.TensorSpec([1, height, width, 3], tf.float32, name="pixels")
+  rng = np.random.RandomState(0)
+  samples = [tflite.input_ramp(height, width)] + [
+      rng.uniform(0, 255, (1, height, width, 3)).astype(np.float32)
+      for _ in range(3)]
+  content, kept = tflite.convert(fn, spec, ("distribution",), "int8", samples)
+  assert kept == []
+  path = str(tmp_path / "full.tflite")
+  with open(path, "wb") as f:
+    f.write(content)
+  # TFLite's quantizer leaves LayerNorm's NEG of the [1, 1] mean in float.
+  assert [op.split(" ")[0] for op in tflite.float_ops_of(path)] == ["NEG"]
+  assert _op_types(path)["CONV_2D"] == {"int8"}
+  with pytest.raises(tflite.TfliteError, match="failed"):
+    tflite.convert(fn, spec, ("distribution",), "int8", samples,
+                   float_tensors="(")  # a broken pattern: one clear error
 
 
 def test_int8_needs_calibration_images(tmp_path):

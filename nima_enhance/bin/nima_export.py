@@ -33,8 +33,10 @@ flags.DEFINE_integer("model_version", None, "Version folder name (default: "
 flags.DEFINE_enum("format", "saved_model", ["saved_model", "tflite"],
                   "saved_model (TF Serving) or tflite (on-device).")
 flags.DEFINE_enum("quantize", "none", ["none", "float16", "int8"],
-                  "TFLite weights/ops: float32, float16 weights, or full "
-                  "integer (scorer only; calibrated on training images).")
+                  "TFLite weights/ops: float32, float16 weights, or int8 "
+                  "(scorer only; calibrated on training images; uint8 "
+                  "input; small_cnn keeps its 16 std-pooling ops in float, "
+                  "listed in tflite_metadata.json).")
 flags.DEFINE_string("representative_dir", None, "TFLite: images for int8 "
                     "calibration and the agreement check (default: the "
                     "training images model_spec.json records).")

@@ -13,7 +13,9 @@ Scorer file (signature "serving_default"):
     --quantize int8: uint8 in [0, 255] (quantization scale 1, zero point 0:
       the calibration includes a 0..255 ramp so the pixel grid maps 1:1).
   -> distribution float32 [1, 10], mean float32 [1], std float32 [1]
-  (int8 runs every op in integers and dequantizes the outputs).
+  (int8 runs the ops in integers and dequantizes the outputs, except the
+  ops tflite_quantize.FLOAT_IN_INT8 names for the backbone: small_cnn's
+  16 std-pooling ops; tflite_metadata.json lists every float op).
 
 Enhancer file: images float32 [1, H, W, 3] in [0, 1] at the `--input_size`
 fixed at export -> images float32 [1, H, W, 3] clipped to [0, 1]; none or
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
@@ -42,6 +45,7 @@ from nima_enhance import scoring
 from nima_enhance.data import ava
 from nima_enhance.data import images
 from nima_enhance.serving import export
+from nima_enhance.serving import tflite_quantize
 from nima_enhance.serving import tflite_runner
 
 QUANTIZATIONS = ("none", "float16", "int8")
@@ -55,12 +59,14 @@ TfliteScorer = tflite_runner.TfliteScorer
 TfliteEnhancer = tflite_runner.TfliteEnhancer
 load_tflite = tflite_runner.load_tflite
 read_metadata = tflite_runner.read_metadata
+float_ops_of = tflite_quantize.float_ops_of
 resolve_tflite = tflite_runner.resolve_tflite
 score_files_with_tflite = tflite_runner.score_files_with_tflite
 # Calibration images for int8 and held-out images for the agreement check.
 NUM_CALIBRATION = 64
 NUM_AGREEMENT = 32
 _SCORER_OUTPUTS = ("distribution", "mean", "std")
+
 
 
 # ---------------------------------------------------------------------------
@@ -90,18 +96,22 @@ def _frozen(fn, spec: tf.TensorSpec, names: Sequence[str]):
 
 
 def convert(fn, spec: tf.TensorSpec, names: Sequence[str], quantize: str,
-            representative: Optional[Iterator[np.ndarray]] = None) -> bytes:
+            representative: Optional[Iterator[np.ndarray]] = None,
+            float_tensors: Optional[str] = None) -> Tuple[bytes, List[str]]:
   """Converts fn (one [1, ...] float32 input -> tuple of outputs) to TFLite.
 
   Args:
     fn: python callable building the graph; returns a tuple in `names` order.
     spec: its fixed input spec (batch 1).
     names: output names of the signature.
-    quantize: "none", "float16" or "int8" (full-integer, uint8 input).
+    quantize: "none", "float16" or "int8" (integer, uint8 input).
     representative: for int8, an iterable of float32 [1, ...] inputs.
+    float_tensors: for int8, a regular expression on TFLite tensor names:
+      the ops producing matching tensors stay float32 (dequantized in,
+      quantized out); None or no match: full-integer.
 
   Returns:
-    the .tflite flatbuffer.
+    (the .tflite flatbuffer, names of the tensors kept in float).
 
   Raises:
     TfliteError: an op without an int8 kernel, or int8 without calibration.
@@ -126,7 +136,10 @@ def convert(fn, spec: tf.TensorSpec, names: Sequence[str], quantize: str,
     converter.inference_input_type = tf.uint8
     # Outputs stay float32: the scores are read as floats on the host anyway.
   try:
-    return converter.convert()
+    if quantize != "int8" or not float_tensors:
+      return converter.convert(), []
+    return tflite_quantize.quantize_except(converter,
+                                           re.compile(float_tensors))
   except Exception as err:  # pylint: disable=broad-except
     first = str(err).strip().splitlines()[0] if str(err).strip() else ""
     raise TfliteError(f"TFLite conversion ({quantize}) failed: "
@@ -146,6 +159,10 @@ def input_ramp(height: int, width: int) -> np.ndarray:
 
 # ---------------------------------------------------------------------------
 # Export
+
+
+def _backbone(spec: Dict[str, object]) -> Optional[str]:
+  return (spec.get("build_nima") or {}).get("backbone")
 
 
 def recorded_training_images(spec: Dict[str, object]) -> List[str]:
@@ -247,9 +264,13 @@ def _export_scorer(model_dir: str, spec: Dict[str, object], quantize: str,
   if quantize == "int8":
     representative = [input_ramp(height, width)] + list(
         _eval_pixels(calibration, preprocessing))
-  content = convert(fn, tf.TensorSpec([1, height, width, 3], tf.float32,
-                                      name="pixels"),
-                    _SCORER_OUTPUTS, quantize, representative)
+  float_pattern = tflite_quantize.FLOAT_IN_INT8.get(_backbone(spec))
+  content, kept_float = convert(
+      fn, tf.TensorSpec([1, height, width, 3], tf.float32, name="pixels"),
+      _SCORER_OUTPUTS, quantize, representative, float_pattern)
+  if float_pattern and quantize == "int8" and not kept_float:
+    raise TfliteError("int8: the small_cnn standard-deviation pooling ops "
+                      "to keep in float were not found in the graph")
   model_path = os.path.join(out_dir, MODEL_FILE)
   with open(model_path, "wb") as f:
     f.write(content)
@@ -274,6 +295,11 @@ def _export_scorer(model_dir: str, spec: Dict[str, object], quantize: str,
                     "dropped) in [0, 1], times 255 after resizing"},
       "outputs": {"distribution": "float32[1, 10] over scores 1..10",
                   "mean": "float32[1]", "std": "float32[1]"},
+      "float_ops": (tflite_quantize.float_ops_of(model_path)
+                    if quantize == "int8" else None),
+      "float_ops_kept_on_purpose": ({"tensors": kept_float,
+                                     "why": tflite_quantize.FLOAT_IN_INT8_WHY}
+                                    if kept_float else None),
       "calibration": ({"images": len(calibration) + 1, "source": source,
                        "plus": "one 0..255 ramp (pins the input range)"}
                       if quantize == "int8" else None),
@@ -322,8 +348,8 @@ def _export_enhancer(model_dir: str, quantize: str,
   def fn(images01):
     return (module.enhance(images01)["images"],)
 
-  content = convert(fn, tf.TensorSpec([1, height, width, 3], tf.float32,
-                                      name="images"), ("images",), quantize)
+  content, _ = convert(fn, tf.TensorSpec([1, height, width, 3], tf.float32,
+                                         name="images"), ("images",), quantize)
   model_path = os.path.join(out_dir, MODEL_FILE)
   with open(model_path, "wb") as f:
     f.write(content)
@@ -411,6 +437,7 @@ def export_tflite(model_dir: str, export_dir: str, kind: Optional[str] = None,
   return os.path.join(final, MODEL_FILE)
 
 
-__all__ = ["export_tflite", "convert", "load_tflite", "score_files_with_tflite",
+__all__ = ["export_tflite", "convert", "float_ops_of", "load_tflite",
+           "score_files_with_tflite",
            "scorer_agreement", "TfliteModel", "TfliteScorer", "TfliteEnhancer",
            "TfliteError", "QUANTIZATIONS", "read_metadata", "resolve_tflite"]

@@ -2,7 +2,8 @@
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python tools/benchmarks/tflite.py
         [--backbones small_cnn,mobilenet] [--rounds 30] [--small_steps 300]
-        [--mobilenet_size 224x224] [--quantizations none,float16,int8]
+        [--mobilenet_size 96x128] [--mobilenet_steps 300]
+        [--quantizations none,float16,int8]
         [--json out.json]
 
 For each backbone and each --quantize (none, float16, int8) this runs
@@ -21,10 +22,15 @@ one run, side by side:
 Models (ImageNet weights cannot be downloaded here):
 * small_cnn: trained from scratch by nima-train on a synthetic AVA folder
   (gin/nima/from_scratch_small.gin at 96x128, --small_steps steps);
-* mobilenet: weights=None as built, its batch-norm statistics recalibrated on
-  64 training images (10 at 480x640; so the features are not collapsed to a
-  constant) and no training: random weights are the hardest case for int8
-  calibration, so its int8 agreement says nothing about a trained MobileNet.
+* mobilenet: trained from random weights (weights=None) by nima-train with
+  the same recipe at --mobilenet_size (default 96x128) for --mobilenet_steps
+  steps, so its means vary and its int8 agreement means something. With
+  --mobilenet_steps 0 (for sizes too large to train here, e.g. 480x640) it
+  is weights=None as built, batch-norm statistics recalibrated on 64 training
+  images (fewer at larger sizes), untrained: size and latency only.
+
+int8 of small_cnn keeps its 16 standard-deviation pooling ops in float (the
+file's tflite_metadata.json lists them); MobileNet's int8 is full-integer.
 
 The machine's 2 cores are shared with other jobs: absolute latencies are
 noisy; the float/float16/int8 figures of one backbone come from the same run.
@@ -56,15 +62,16 @@ from nima_enhance.models import nima as nima_lib  # noqa: E402
 from nima_enhance.serving import tflite  # noqa: E402
 
 
-def train_small(ava_dir, model_dir, steps):
+def train_small(ava_dir, model_dir, steps, bindings=()):
   """nima-train (the real trainer) on the synthetic folder."""
   env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+  extra = [arg for b in bindings for arg in ("--gin_bindings", b)]
   proc = subprocess.run(
       [sys.executable, "-m", "nima_enhance.bin.nima_train", "--ava_dir",
        ava_dir, "--model_dir", model_dir, "--gin_file",
        "nima/from_scratch_small.gin", "--gin_bindings",
        f"train_loop.num_steps = {steps}", "--gin_bindings",
-       f"train_loop.checkpoint_every = {steps}"],
+       f"train_loop.checkpoint_every = {steps}", *extra],
       capture_output=True, text=True, env=env, check=False)
   if proc.returncode not in (0, 1):  # 1: some inputs skipped
     raise RuntimeError(proc.stderr[-3000:])
@@ -141,6 +148,7 @@ def bench_backbone(name, model_dir, export_root, held_out, rounds,
       gc.collect()
     agreement = tflite.scorer_agreement(bundle, tflite.load_tflite(path),
                                         held_out)
+    float_ops = tflite.read_metadata(path).get("float_ops")
     gc.collect()
     rows.append({"backbone": name, "input": f"{height}x{width}",
                  "quantize": quantize, "size_bytes": os.path.getsize(path),
@@ -149,6 +157,7 @@ def bench_backbone(name, model_dir, export_root, held_out, rounds,
                  "held_out_images": agreement["images"],
                  "max_abs_mean_diff": agreement["max_abs_mean_diff"],
                  "srcc_means": agreement["srcc_means"],
+                 "float_ops": len(float_ops or []),
                  "checkpoint_mean_spread": float(np.std(checkpoint_means))})
     print(json.dumps(rows[-1]), file=sys.stderr)
   float_size = rows[0]["size_bytes"]
@@ -157,17 +166,26 @@ def bench_backbone(name, model_dir, export_root, held_out, rounds,
   return rows
 
 
+def _float_ops(row):
+  if row["quantize"] != "int8":
+    return "all"
+  count = row["float_ops"]
+  return f"{count} (rest int8)" if count else "none (full int8)"
+
+
 def markdown(rows):
   lines = ["| backbone (input) | quantize | size | vs float | ms/image 1 thr "
-           "| ms/image 2 thr | max abs mean diff | SRCC of means |",
-           "|---|---|---|---|---|---|---|---|"]
+           "| ms/image 2 thr | max abs mean diff | SRCC of means "
+           "| float ops |",
+           "|---|---|---|---|---|---|---|---|---|"]
   for r in rows:
     srcc = "n/a" if r["srcc_means"] is None else f"{r['srcc_means']:.3f}"
     lines.append(
         f"| {r['backbone']} ({r['input']}) | {r['quantize']} | "
         f"{r['size_bytes'] / 1e6:.2f} MB | {r['size_vs_float']:.0%} | "
         f"{r['ms_1_thread']:.2f} | {r['ms_2_threads']:.2f} | "
-        f"{r['max_abs_mean_diff']:.4f} | {srcc} |")
+        f"{r['max_abs_mean_diff']:.4f} | {srcc} | "
+        f"{_float_ops(r)} |")
   return "\n".join(lines)
 
 
@@ -176,14 +194,22 @@ def main():
   parser.add_argument("--backbones", default="small_cnn,mobilenet")
   parser.add_argument("--rounds", type=int, default=30)
   parser.add_argument("--small_steps", type=int, default=300)
-  parser.add_argument("--mobilenet_size", default="224x224",
+  parser.add_argument("--mobilenet_size", default="96x128",
                       help="HxW, e.g. 480x640 (the paper's size)")
+  parser.add_argument("--mobilenet_steps", type=int, default=300,
+                      help="nima-train steps from random weights; 0: no "
+                      "training, batch-norm statistics recalibrated only")
   parser.add_argument("--images", type=int, default=200)
   parser.add_argument("--quantizations", default="none,float16,int8",
                       help="the first is the size reference; int8 "
                       "calibration of MobileNet at 480x640 needs about 6 GB")
   parser.add_argument("--json", default=None)
+  import record  # pylint: disable=import-outside-toplevel  (beside this file)
+  record.add_flags(parser)
   args = parser.parse_args()
+  if args.quick:  # a smoke pass: small_cnn, float only, few images and steps
+    args.backbones, args.rounds, args.small_steps = "small_cnn", 3, 5
+    args.images, args.quantizations = 24, "none"
   root = tempfile.mkdtemp(prefix="tflite_bench_")
   try:
     run(args, root)
@@ -216,17 +242,37 @@ def run(args, root):
     if name == "mobilenet":
       model_dir = os.path.join(root, "mobilenet")
       size = tuple(int(v) for v in args.mobilenet_size.lower().split("x"))
-      make_mobilenet(ava_dir, model_dir, size, training_images)
+      if args.mobilenet_steps > 0:
+        start = time.perf_counter()
+        # from_scratch_small.gin's recipe (weights=None, Adam 1e-3, batch
+        # 32) on the MobileNet backbone at the given size.
+        train_small(ava_dir, model_dir, args.mobilenet_steps, (
+            'build_nima.backbone = "mobilenet"',
+            f"preprocessing_config.image_size = {size}"))
+        print(f"trained mobilenet {args.mobilenet_steps} steps in "
+              f"{time.perf_counter() - start:.0f} s", file=sys.stderr)
+      else:
+        make_mobilenet(ava_dir, model_dir, size, training_images)
     rows += bench_backbone(name, model_dir, os.path.join(root, "exports"),
                            held_out, args.rounds,
                            args.quantizations.split(","))
   print(markdown(rows))
   result = {"rows": rows, "held_out_images": len(held_out),
             "small_steps": args.small_steps,
+            "mobilenet_steps": args.mobilenet_steps,
             "tensorflow_version": tf.__version__}
   if args.json:
     with open(args.json, "w", encoding="utf-8") as f:
       json.dump(result, f, indent=2)
+  import record  # pylint: disable=import-outside-toplevel  (beside this file)
+  record.write_record(
+      args, "tflite", {"held_out_images": len(held_out)}, "- (measurement)",
+      "-", "; ".join(
+          f"{r['backbone']} ({r['input']}) {r['quantize']}: "
+          f"{r['size_bytes'] / 1e6:.2f} MB, {r['ms_1_thread']:.2f} ms/image "
+          f"(1 thread) vs Keras checkpoint {r['keras_checkpoint_ms']:.2f} ms, "
+          f"max abs mean diff {r['max_abs_mean_diff']:.4f}" for r in rows),
+      rows=rows)
 
 
 if __name__ == "__main__":
