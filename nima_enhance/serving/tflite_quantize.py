@@ -18,8 +18,8 @@ import tensorflow as tf
 # and square root of GlobalMeanStdPooling, 4 ops per stage. Per-tensor int8
 # rounds the squared deviations of its weak channels (std ~0.003 against a
 # range set by the strong channels, ~0.4) to zero: full-integer int8 shifted
-# the means by up to 0.29-0.39, these 16 ops in float by 0.08 (README
-# "On-device"). Export-time rewrites (channel balancing folded into the
+# the means by up to 0.29-0.39, these 16 ops in float by 0.07-0.14 on two
+# trainings (README "On-device"). Export-time rewrites (channel balancing folded into the
 # convolutions, the LayerNorm folded into small_fc, the norm computed as an
 # L2_NORMALIZATION dot product) were measured and did worse.
 FLOAT_IN_INT8 = {
