@@ -98,3 +98,12 @@ def test_regularizer_is_linear_solve(hazy_scene):
   # lam * 1/eps = 1 per edge: an averaging that keeps the mean exactly.
   assert out.mean() == pytest.approx(t_init.mean(), abs=1e-6)
   assert out.std() < t_init.std()
+
+
+def test_dehaze_params_pass_every_setting_through():
+  """prep-targets' settings (gin-bindable) reach nonlocal_dehaze unchanged."""
+  assert dehaze.dehaze_params(gamma=1.6, airlight=(0.8, 0.8, 0.9), lam=0.2,
+                              t_min=0.05, num_haze_lines=500) == dict(
+                                  gamma=1.6, airlight=[0.8, 0.8, 0.9],
+                                  lam=0.2, t_min=0.05, num_haze_lines=500)
+  assert dehaze.dehaze_params()["gamma"] == 1.0

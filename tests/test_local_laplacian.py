@@ -227,3 +227,25 @@ def test_bad_arguments():
     data_prep.local_laplacian(np.zeros((8, 8, 3)), 0.2, 0.5, 1.0, method="x")
   with pytest.raises(ValueError):
     llf.llf_params("nope")
+
+
+def test_intensity_is_the_papers_weighted_sum():
+  """I = (20 R + 40 G + B) / 61 (Paris et al.'s colour handling), by hand."""
+  rgb = np.array([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0],
+                   [0.3, 0.6, 0.9]]], np.float32)
+  np.testing.assert_allclose(llf.intensity(rgb)[0],
+                             [20 / 61, 40 / 61, 1 / 61,
+                              (6.0 + 24.0 + 0.9) / 61], rtol=1e-6)
+
+
+def test_apply_local_laplacian_uses_the_given_params(real_photo):
+  """prep-targets' operator: the params given, else the gin-bound preset."""
+  crop = _crop(real_photo, size=32)
+  tone = llf.llf_params("tone_mapping")
+  np.testing.assert_array_equal(llf.apply_local_laplacian(crop, tone),
+                                data_prep.local_laplacian(crop, **tone))
+  np.testing.assert_array_equal(
+      llf.apply_local_laplacian(crop),
+      data_prep.local_laplacian(crop, **llf.llf_params()))
+  assert np.abs(llf.apply_local_laplacian(crop, tone)
+                - llf.apply_local_laplacian(crop)).max() > 0.01

@@ -183,6 +183,11 @@ def main():
   # end-of-run checkpoint save (inside the loop, but once per run, not per
   # step). Both pairs are excluded.
   loop_times, bare_times = loop_times[1:-1], bare_times[1:-1]
+  if not loop_times:
+    # The timer rides on train_loop building `loop.Progress`; if the loop
+    # stops doing so the method is void: fail loudly, never report 0 steps.
+    raise SystemExit("train_step.py: the loop never called the segment timer "
+                     "(nima_enhance.train.loop.Progress no longer used?)")
   print("per pair (loop, bare) s:", [(round(l, 3), round(b, 3)) for l, b in zip(loop_times, bare_times)])
   loop_total, bare_total = sum(loop_times), sum(bare_times)
   steps = n * len(loop_times)
