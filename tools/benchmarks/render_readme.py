@@ -146,7 +146,23 @@ def demo(results_dir):
   return "\n".join(lines)
 
 
-BLOCKS = {"performance": performance, "table2": table2, "demo": demo}
+def airlight(results_dir):
+  data = _load(os.path.join(results_dir, "benchmarks.json")) or {}
+  r = data.get("records", {}).get("dehaze")
+  if not r or not r.get("rows"):
+    return "_Not measured yet: `python tools/benchmarks/run_all.py --only dehaze`._"
+  lines = [f"From `dehaze.py`'s record ({'quick pass: one scene, small' if r.get('quick') else 'full run'}, "
+           f"{r['machine'].get('date', '?')}):", "",
+           "| image | A | estimate | max error |", "|---|---|---|---|"]
+  for row in r["rows"]:
+    fmt = lambda v: ", ".join(f"{x:g}" for x in v)  # noqa: E731
+    lines.append(f"| {row['image']} | {fmt(row['truth'])} | "
+                 f"{fmt(row['estimate'])} | {row['error']:.3f} |")
+  return "\n".join(lines)
+
+
+BLOCKS = {"performance": performance, "table2": table2, "demo": demo,
+          "airlight": airlight}
 
 
 def render(text, results_dir):
