@@ -1,7 +1,8 @@
 """Runs every benchmark (and the Results producers) and collects their records.
 
     python tools/benchmarks/run_all.py [--quick] [--only a,b] [--skip a,b]
-        [--results results] [--no_results] [--render]
+        [--results results] [--no_results] [--demo auto|full|quick|none]
+        [--render]
 
 Every `*.py` in tools/benchmarks/ except this runner, record.py and
 render_readme.py is a benchmark; each runs as its own subprocess (a fresh
@@ -16,7 +17,8 @@ Unless --no_results, it also regenerates the README's Results inputs:
 ~15 s) and, without --quick, the whole demo (`nima-enhance-demo`, minutes):
 its summary.json, copied to <results>/demo_summary.json, holds the
 from-scratch NIMA and enhancement figures (the demo's own outputs go to a
-temporary folder). --render then rewrites the README's generated blocks
+temporary folder; `--demo quick` runs `nima-enhance-demo --quick` instead,
+and the README then says so). --render then rewrites the README's generated blocks
 (render_readme.py).
 
 Exit status: 1 if any benchmark raised or wrote no record (a figure that
@@ -100,6 +102,10 @@ def main(argv=None) -> int:
   parser.add_argument("--results", default=os.path.join(ROOT, "results"))
   parser.add_argument("--no_results", action="store_true",
                       help="skip complexity.py and the demo (full mode)")
+  parser.add_argument("--demo", choices=("auto", "full", "quick", "none"),
+                      default="auto",
+                      help="the demo run for the README's Results: auto = "
+                      "full without --quick, none with --quick")
   parser.add_argument("--timeout", type=float, default=None,
                       help="seconds per benchmark (default 600 quick, 7200)")
   parser.add_argument("--render", action="store_true",
@@ -160,9 +166,12 @@ def _results(args, tmp):
   jobs = [("complexity", [sys.executable,
                           os.path.join(ROOT, "tools", "complexity.py"),
                           "--json_out", complexity_json])]
-  if not args.quick:
+  demo = args.demo if args.demo != "auto" else (
+      "none" if args.quick else "full")
+  if demo != "none":
     jobs.append(("demo", [sys.executable, "-m", "nima_enhance.bin.demo",
-                          "--output_dir", demo_dir]))
+                          "--output_dir", demo_dir]
+                 + (["--quick"] if demo == "quick" else [])))
   for name, command in jobs:
     print(f"[run_all] {name} ...", flush=True)
     log_path = os.path.join(tmp, name + ".log")
@@ -174,13 +183,17 @@ def _results(args, tmp):
     else:
       print(f"[run_all] {name}: done ({seconds:.0f} s)", flush=True)
       if name == "demo":
-        with open(os.path.join(demo_dir, "summary.json"),
-                  encoding="utf-8") as f:
-          summary = json.load(f)
-        summary["machine"] = record.machine()
-        summary["date"] = summary["machine"]["date"]
-        save(os.path.join(args.results, "demo_summary.json"), summary)
+        store_demo_summary(demo_dir, args.results)
   return failed
+
+
+def store_demo_summary(demo_dir, results_dir):
+  """Copies the demo's summary.json to results/, with the date and machine."""
+  with open(os.path.join(demo_dir, "summary.json"), encoding="utf-8") as f:
+    summary = json.load(f)
+  summary["machine"] = record.machine()
+  summary["date"] = summary["machine"]["date"]
+  save(os.path.join(results_dir, "demo_summary.json"), summary)
 
 
 if __name__ == "__main__":
