@@ -66,14 +66,21 @@ def test_resize_max_side():
   assert tuple(images.max_side_size_tf(300, 451, 100).numpy()) == (67, 100)
 
 
-def test_resize_integer_factor_is_an_exact_box_average(real_photo):
+def test_box_pre_shrink_is_an_exact_block_average(real_photo):
   photo = real_photo[:240, :300]
   want = photo.reshape(80, 3, 100, 3, 3).mean(axis=(1, 3))  # numpy area
-  np.testing.assert_allclose(images.resize(photo, (80, 100)), want, atol=1e-6)
+  got = images._box_shrink_tf(tf.constant(photo), 3, 3).numpy()  # pylint: disable=protected-access
+  np.testing.assert_allclose(got, want, atol=1e-6)
   # Remainder rows/columns (< the factor) are dropped evenly on both sides.
   odd = real_photo[:242, :301]
   want = odd[1:241, :300].reshape(80, 3, 100, 3, 3).mean(axis=(1, 3))
-  np.testing.assert_allclose(images.resize(odd, (80, 100)), want, atol=1e-6)
+  got = images._box_shrink_tf(tf.constant(odd), 3, 3).numpy()  # pylint: disable=protected-access
+  np.testing.assert_allclose(got, want, atol=1e-6)
+  # resize: 8x = a 4x4 box, then the antialiased 2x step.
+  want = tf.image.resize(photo.reshape(60, 4, 75, 4, 3).mean(axis=(1, 3)),
+                         (30, 37), antialias=True).numpy()
+  np.testing.assert_allclose(images.resize(photo, (30, 37)), want,
+                             atol=1e-6)
 
 
 def test_resize_does_not_alias_large_downscales():
@@ -81,16 +88,17 @@ def test_resize_does_not_alias_large_downscales():
   # sampling alone (no box pre-shrink) would give 0s and 1s.
   board = (np.indices((220, 330)).sum(0) % 2).astype(np.float32)
   board = np.repeat(board[..., None], 3, -1)
-  out = images.resize(board, (40, 60))  # 5.5x: box 5, then bilinear 1.1x
+  out = images.resize(board, (40, 60))  # 5.5x: box 2, antialiased 2.75x
   np.testing.assert_allclose(out, 0.5, atol=0.1)
 
 
 def test_resize_rule_close_to_antialiased_and_same_in_graph(real_photo):
-  # Box + bilinear against the triangle (antialiased bilinear) filter on the
-  # 512x512 photo: measured mean |difference| 0.003 (1.25x), 0.007 (2x),
-  # 0.013 (3-8x: the triangle is the wider, softer filter); plain bilinear
-  # (no box step) is 0.028 / 0.039 at 5x / 8x.
-  for size in ((400, 410), (150, 170), (100, 100), (61, 73), (700, 800)):
+  # Against the triangle filter everywhere on the 512x512 photo: measured
+  # mean |difference| 0.003 at 1.25x (plain bilinear), 0 at 1.5-4x (the same
+  # filter), 0.0012 / 0.0064 / 0.0105 at 5x / 8x / 25x (box, then triangle);
+  # plain bilinear alone is 0.028 / 0.039 at 5x / 8x.
+  for size in ((400, 410), (300, 330), (150, 170), (100, 100), (61, 73),
+               (700, 800)):
     got = images.resize(real_photo, size)
     reference = tf.image.resize(real_photo, size, antialias=True).numpy()
     assert np.abs(got - reference).mean() < 0.016, size
