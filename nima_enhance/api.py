@@ -26,12 +26,12 @@ from typing import Dict, Iterable, List, Optional, Sequence, Union
 import numpy as np
 import tensorflow as tf
 
-from nima_enhance import enhancement
 from nima_enhance import metrics
 from nima_enhance import model_dir as model_dir_lib
 from nima_enhance import scoring
 from nima_enhance.data import image_files
 from nima_enhance.data import images
+from nima_enhance.enhance import inference as enhancement
 from nima_enhance.models import can_streaming
 from nima_enhance.serving import export
 from nima_enhance.serving import tflite_runner

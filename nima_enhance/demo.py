@@ -20,10 +20,18 @@ from typing import Callable, Dict, List
 import gin
 import numpy as np
 
+from data_prep import targets
 from nima_enhance import config
+from nima_enhance import demo_report
+from nima_enhance import scoring
 from nima_enhance.data import ava
 from nima_enhance.data import images
 from nima_enhance.data import synthetic
+from nima_enhance.enhance import evaluate
+from nima_enhance.enhance import train as enhance_train
+from nima_enhance.serving import export
+from nima_enhance.train import loop
+from nima_enhance.train import nima_task
 
 
 @dataclasses.dataclass
@@ -119,7 +127,13 @@ def make_enhancement_pairs_inputs(data_dir: str, settings: DemoSettings,
   return names
 
 
-def _parse(gin_files, bindings) -> None:
+def _configure(gin_files, bindings) -> None:
+  """The configuration of one stage: NIMA training, then enhancer training.
+
+  The two stages use gin files written for two binaries (both bind
+  train_loop), so each stage starts from a clean configuration; within a
+  stage every run passes what differs (the enhancer's gamma) explicitly.
+  """
   gin.clear_config()
   config.parse_gin(gin_files, bindings, finalize=False)
 
@@ -137,14 +151,6 @@ def run_demo(output_dir: str, quick: bool = False, seed: int = 0,
   Returns:
     the summary written to output_dir/summary.json.
   """
-  # Imports here keep `nima-enhance-demo --help` fast.
-  from data_prep import targets  # pylint: disable=g-import-not-at-top
-  from nima_enhance import demo_report  # pylint: disable=g-import-not-at-top
-  from nima_enhance import enhancement  # pylint: disable=g-import-not-at-top
-  from nima_enhance import scoring  # pylint: disable=g-import-not-at-top
-  from nima_enhance.serving import export  # pylint: disable=g-import-not-at-top
-  from nima_enhance.train import loop  # pylint: disable=g-import-not-at-top
-  from nima_enhance.train import nima_task  # pylint: disable=g-import-not-at-top
 
   settings = DemoSettings.create(quick)
   stages = _Stages(8, log)
@@ -169,9 +175,9 @@ def run_demo(output_dir: str, quick: bool = False, seed: int = 0,
   stages.begin(f"Training NIMA from scratch ({settings.nima_steps} steps, "
                "nima-train's code path)")
   h, w = settings.rating_image_size
-  _parse(["nima/from_scratch_small.gin"],
-         [f"preprocessing_config.image_size = ({h}, {w})",
-          f"train_loop.num_steps = {settings.nima_steps}"])
+  _configure(["nima/from_scratch_small.gin"],
+             [f"preprocessing_config.image_size = ({h}, {w})",
+              f"train_loop.num_steps = {settings.nima_steps}"])
   train_ratings, train_report = ava.load_split(paths["ava"], "train",
                                                cache_dir=paths["nima"],
                                                seed=seed)
@@ -200,23 +206,22 @@ def run_demo(output_dir: str, quick: bool = False, seed: int = 0,
   log(f"  {target_counts['written']} targets written")
 
   can_results = {}
+  _configure(["demo/enhance_small.gin"],
+             [f"train_loop.num_steps = {settings.can_steps}",
+              f"make_train_dataset.max_side = {settings.enhance_max_side}",
+              "train_loop.image_summary_every = 0"])
   for key, gamma in (("can_l2", 0.0), ("can_nima", settings.gamma)):
     stages.begin(f"Training CAN with gamma = {gamma:g} "
                  f"({settings.can_steps} steps, enhance-train's code path)")
-    _parse(["demo/enhance_small.gin"],
-           [f"perceptual_loss.gamma = {gamma!r}",
-            f"train_loop.num_steps = {settings.can_steps}",
-            f"make_train_dataset.max_side = {settings.enhance_max_side}",
-            "train_loop.image_summary_every = 0"])
-    can_results[key] = enhancement.train_enhancer(
+    can_results[key] = enhance_train.train_enhancer(
         paths["fivek"], "local_laplacian", paths[key],
-        nima_model_dir=paths["nima"], seed=seed)
+        nima_model_dir=paths["nima"], seed=seed, gamma=gamma)
 
   stages.begin("Evaluating both enhancers at full size (enhance-eval's code "
                "path)")
   evals = {}
   for key in ("can_l2", "can_nima"):
-    evals[key] = enhancement.evaluate_enhancer(
+    evals[key] = evaluate.evaluate_enhancer(
         paths["fivek"], "local_laplacian", paths[key],
         paths["eval_" + key.split("_")[1]], nima_model_dir=paths["nima"])
   comparisons = demo_report.enhancement_figures(
@@ -261,7 +266,6 @@ def run_demo(output_dir: str, quick: bool = False, seed: int = 0,
 def _distribution_examples(bundle, ava_dir: str, ratings, info,
                            count: int = 4) -> List[Dict[str, object]]:
   """A clean and several degraded held-out crops with true/predicted pmfs."""
-  from nima_enhance import scoring  # pylint: disable=g-import-not-at-top
   kinds = dict(zip(info["ids"], info["degradations"]))
   severity = dict(zip(info["ids"], info["severities"]))
   # The cleanest crop, then the most severe crop of each degradation kind.

@@ -12,8 +12,10 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from nima_enhance import enhance_report
+from nima_enhance.data import fivek
 from nima_enhance.data import images
+from nima_enhance.enhance import inference as enhancement
+from nima_enhance.enhance import report as enhance_report
 
 
 def distribution_figure(path: str, examples: Sequence[Dict[str, object]]
@@ -48,8 +50,6 @@ def enhancement_figures(data_dir: str, figure_dir: str, l2_dir: str,
   Returns:
     paths of the comparison images (relative to the report folder's figures).
   """
-  from nima_enhance import enhancement  # pylint: disable=g-import-not-at-top
-  from nima_enhance.data import fivek  # pylint: disable=g-import-not-at-top
   l2_rows = evals["can_l2"]["per_image"]
   nima_rows = evals["can_nima"]["per_image"]
   enhance_report.box_plot(

@@ -52,6 +52,8 @@ from nima_enhance import model_dir as model_dir_lib
 from nima_enhance import scoring
 from nima_enhance.data import ava
 from nima_enhance.data import images
+from nima_enhance.enhance import inference as enhancement
+from nima_enhance.models import can_streaming
 
 SCORER = "scorer"
 ENHANCER = "enhancer"
@@ -191,7 +193,6 @@ def make_enhancer_module(model, tile_size: Optional[int] = None,
   Returns:
     module with `enhance_image_bytes` and `enhance` tf.functions.
   """
-  from nima_enhance.models import can_streaming  # pylint: disable=g-import-not-at-top
   if precision not in can_streaming.PRECISIONS:
     raise ExportError(f"precision must be one of "
                       f"{', '.join(can_streaming.PRECISIONS)}, got "
@@ -354,7 +355,6 @@ def export_model(model_dir: str, export_dir: str, kind: Optional[str] = None,
                              "evaluation, scaled to [0, 255]",
              "score_buckets": list(range(1, 11))}
   else:
-    from nima_enhance import enhancement  # pylint: disable=g-import-not-at-top
     bundle = enhancement.load_enhancer(model_dir)
     module = make_enhancer_module(bundle.model)
     checkpoint = bundle.checkpoint
