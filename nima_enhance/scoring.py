@@ -15,54 +15,16 @@ import itertools
 import json
 from typing import Dict, Iterator, List, Optional, Sequence
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from nima_enhance import metrics
-from nima_enhance import model_dir as model_dir_lib
 from nima_enhance.data import ava
 from nima_enhance.data import images
-from nima_enhance.models import nima as nima_lib
-
-
-@dataclasses.dataclass
-class NimaBundle:
-  """A restored NIMA with the preprocessing it was trained with."""
-  model: keras.Model
-  preprocessing: Dict[str, object]
-  spec: Dict[str, object]
-  checkpoint: Optional[str]
-  _predict: Optional[object] = dataclasses.field(default=None, repr=False)
-
-  def predict(self, pixels: tf.Tensor) -> tf.Tensor:
-    """The model in inference mode on a batch of preprocessed pixels.
-
-    One tf.function per bundle with a batch-agnostic signature: traced once,
-    not again for a last, smaller batch or for the next call of score_files.
-    """
-    if self._predict is None:
-      model = self.model
-      height, width = self.preprocessing["image_size"]
-      self._predict = tf.function(
-          lambda x: model(x, training=False),
-          input_signature=[tf.TensorSpec([None, height, width, 3],
-                                         tf.float32)])
-    return self._predict(pixels)
-
-
-def load_nima(model_dir: str) -> NimaBundle:
-  """Rebuilds NIMA from model_dir and restores its latest checkpoint.
-
-  Raises:
-    FileNotFoundError: no model_spec.json or no checkpoint in model_dir.
-  """
-  spec, checkpoint = model_dir_lib.open_model_dir(model_dir, "nima")
-  model = model_dir_lib.build_from_spec(spec, nima_lib.build_nima,
-                                        weights=None)
-  model_dir_lib.restore(model, checkpoint)
-  model.trainable = False
-  return NimaBundle(model, spec["preprocessing"], spec, checkpoint)
+# A restored NIMA lives with the model (models/nima.py) so that the enhancer's
+# training task can load one without importing this higher layer.
+from nima_enhance.models.nima import NimaBundle  # pylint: disable=unused-import
+from nima_enhance.models.nima import load_nima  # pylint: disable=unused-import
 
 
 def eval_pixels_tf(image: tf.Tensor,

@@ -8,13 +8,15 @@ preprocessing (docs/architecture.md, "Conventions").
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import gin
 import keras
 import tensorflow as tf
 
+from nima_enhance import model_dir as model_dir_lib
 from nima_enhance.data.ava import NUM_BUCKETS
 from nima_enhance.models import backbones
 
@@ -124,3 +126,42 @@ def load_nima_weights(model: keras.Model, path: str) -> str:
         f"{model.name} model (was it saved as tf.train.Checkpoint(model=...) "
         f"from the same backbone?): {first[:300]}") from None
   return path
+
+
+@dataclasses.dataclass
+class NimaBundle:
+  """A restored NIMA with the preprocessing it was trained with."""
+  model: keras.Model
+  preprocessing: Dict[str, object]
+  spec: Dict[str, object]
+  checkpoint: Optional[str]
+  _predict: Optional[object] = dataclasses.field(default=None, repr=False)
+
+  def predict(self, pixels: tf.Tensor) -> tf.Tensor:
+    """The model in inference mode on a batch of preprocessed pixels.
+
+    One tf.function per bundle with a batch-agnostic signature: traced once,
+    not again for a last, smaller batch or for the next call of score_files.
+    """
+    if self._predict is None:
+      model = self.model
+      height, width = self.preprocessing["image_size"]
+      self._predict = tf.function(
+          lambda x: model(x, training=False),
+          input_signature=[tf.TensorSpec([None, height, width, 3],
+                                         tf.float32)])
+    return self._predict(pixels)
+
+
+def load_nima(model_dir: str) -> NimaBundle:
+  """Rebuilds NIMA from model_dir and restores its latest checkpoint.
+
+  Raises:
+    FileNotFoundError: no model_spec.json or no checkpoint in model_dir.
+  """
+  spec, checkpoint = model_dir_lib.open_model_dir(model_dir, "nima")
+  model = model_dir_lib.build_from_spec(spec, build_nima,
+                                        weights=None)
+  model_dir_lib.restore(model, checkpoint)
+  model.trainable = False
+  return NimaBundle(model, spec["preprocessing"], spec, checkpoint)

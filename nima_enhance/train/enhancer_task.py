@@ -24,6 +24,7 @@ from nima_enhance import losses
 from nima_enhance import model_dir as model_dir_lib
 from nima_enhance.data import fivek
 from nima_enhance.models import can
+from nima_enhance.models import nima as nima_lib
 from nima_enhance.train.task import OptimizerSpec, Task
 
 
@@ -160,8 +161,7 @@ class EnhancerTask(Task):
 
   def load_nima(self) -> None:
     """Restores the frozen NIMA (trainable=False, used with training=False)."""
-    from nima_enhance import scoring  # pylint: disable=g-import-not-at-top
-    self._use_nima(scoring.load_nima(self.nima_model_dir))
+    self._use_nima(nima_lib.load_nima(self.nima_model_dir))
 
   def _use_nima(self, bundle) -> None:
     bundle.model.trainable = False
