@@ -115,12 +115,12 @@ def test_training_beats_the_input_on_held_out_photos(tmp_path, pairs_dir):
 
 @pytest.mark.slow
 def test_large_gamma_raises_nima_score(tmp_path, pairs_dir):
-  # A NIMA trained by nima-train's code path (80 steps of the small recipe:
+  # A NIMA trained by nima-train's code path (200 steps of the small recipe:
   # its scores must vary enough with image quality to be a usable loss).
   nima_dir = enhance_helpers.make_nima_dir(str(tmp_path / "nima"),
-                                           train_steps=80)
+                                           train_steps=200)
   out = str(tmp_path / "sweep")
-  gammas = [0.0, 0.5]
+  gammas = [0.0, 0.2]
   # Dilations 64..256 only re-read mirrored copies of a 64x96 image but cost
   # 4x the time; the claim under test does not depend on them.
   kwargs = dict(nima_model_dir=nima_dir, gin_files=SHORT,
@@ -131,15 +131,17 @@ def test_large_gamma_raises_nima_score(tmp_path, pairs_dir):
   rows = sweep.run_sweep(pairs_dir, "local_laplacian", out, gammas, **kwargs)
   by_gamma = {r["gamma"]: r for r in rows}
   print("sweep:", json.dumps(rows))
-  # Quoted runs: 5.38-5.55 against 5.03-5.11 (gap >= 0.27); the bound is
-  # about half the smallest gap (was +0.1).
-  assert by_gamma[0.5]["nima"] > by_gamma[0.0]["nima"] + 0.15
+  # Measured (200-step NIMA, gamma 0.2, two runs on 2 cores): gamma 0
+  # 4.83-4.86 against 6.30-7.13, gap 1.47-2.27 (with an 80-step NIMA and
+  # gamma 0.5 the gap ranged -0.02..+0.37 between runs: too weak a NIMA, too
+  # large a gamma). The bound is about a third of the smallest gap.
+  assert by_gamma[0.2]["nima"] > by_gamma[0.0]["nima"] + 0.5
   for name in ("sweep.md", "sweep.csv", "sweep.json", "sweep.png"):
     assert os.path.getsize(os.path.join(out, name)) > 0
-  assert os.path.isfile(os.path.join(out, "gamma_0.5", "eval",
+  assert os.path.isfile(os.path.join(out, "gamma_0.2", "eval",
                                      "nima_scores.png"))
   # Resumable: finished gammas are read back, not retrained.
-  ckpt = os.path.join(out, "gamma_0.5", "model", "checkpoint")
+  ckpt = os.path.join(out, "gamma_0.2", "model", "checkpoint")
   mtime = os.path.getmtime(ckpt)
   again = sweep.run_sweep(pairs_dir, "local_laplacian", out, gammas, **kwargs)
   assert os.path.getmtime(ckpt) == mtime

@@ -16,6 +16,7 @@ import tensorflow as tf
 import serving_helpers as helpers
 from nima_enhance import enhancement
 from nima_enhance import scoring
+from nima_enhance.data import ava
 from nima_enhance.data import images
 from nima_enhance.serving import export
 
@@ -83,7 +84,11 @@ def models(tmp_path_factory):
 def test_fresh_process_without_package_matches_checkpoint(models, tmp_path):
   scorer_requests = helpers.scorer_requests()
   enhancer_requests = list(helpers.enhancer_requests().values())
-  pixels = images.decode_image_bytes(scorer_requests["chelsea.jpg"]) * 255.0
+  # A client decodes as the scorer does (reduced toward its first resize,
+  # ava.decode_size) to get the bytes signature's scores from score_images.
+  pixels = images.decode_image_bytes(
+      scorer_requests["chelsea.jpg"],
+      target_size=ava.decode_size(helpers.PREPROCESSING)) * 255.0
   requests = str(tmp_path / "requests.npz")
   # Object arrays would need pickle; fixed-width bytes keep NUL bytes intact
   # only if no value ends in NUL, which JPEG (FFD9) and PNG (IEND crc) never do.

@@ -31,10 +31,14 @@ def ava_build(tmp_path_factory):
       [sys.executable, "-m", "nima_enhance.bin.build_tfds", "--dataset", "ava",
        "--manual_dir", manual, "--data_dir", data_dir],
       capture_output=True, text=True, timeout=300, env=ENV)
-  assert proc.returncode == 0, proc.stderr[-3000:]
   assert "ava: " in proc.stdout and "examples in" in proc.stdout
   assert "skipped" in proc.stdout
   builder = builders.load_builder("ava", data_dir)
+  # Exit 1 exactly when the build skipped files (README, Input images).
+  skipped = builder.info.metadata.get("skipped", {})
+  total = sum(sum(v.values()) if isinstance(v, dict) else v
+              for v in skipped.values()) if isinstance(skipped, dict) else 0
+  assert proc.returncode == (1 if total else 0), proc.stderr[-3000:]
   return manual, info, data_dir, builder
 
 

@@ -54,8 +54,19 @@ def main(argv):
                            beam_options=options)
   splits = ", ".join(f"{name} {split.num_examples}"
                      for name, split in sorted(builder.info.splits.items()))
+  skipped = builder.info.metadata.get("skipped", {})
   print(f"{builder.name}: {splits} examples in {builder.data_dir}; skipped "
-        f"{builder.info.metadata.get('skipped', {})}")
+        f"{skipped}")
+  # Skipped inputs make the exit code 1, as in every binary (README).
+  common.note_skipped(_count(skipped), f"{builder.data_dir} (metadata "
+                      "'skipped')")
+
+
+def _count(skipped) -> int:
+  """Total of the builder's skip counts (nested by split and reason)."""
+  if isinstance(skipped, dict):
+    return sum(_count(value) for value in skipped.values())
+  return skipped if isinstance(skipped, int) else 0
 
 
 def run():

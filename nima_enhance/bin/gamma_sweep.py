@@ -10,6 +10,7 @@ O/gamma_<g>/eval; O/sweep.{md,csv,json,png} compare PSNR, SSIM and NIMA.
 Resumable: gammas with an eval.json are not rerun.
 """
 
+import glob
 import os
 
 from absl import flags
@@ -48,6 +49,18 @@ def main(argv):
   with open(os.path.join(FLAGS.output_dir, "sweep.md"), encoding="utf-8") as f:
     print(f.read(), end="")
   del rows
+  # Skipped pairs make the exit code 1, as in every binary (README); every
+  # gamma reads the same pairs, so one gamma's lists tell the count.
+  lists = sorted(glob.glob(os.path.join(FLAGS.output_dir, "gamma_*", "*",
+                                        "skipped_*.txt")))
+  if lists:
+    first_gamma = os.path.dirname(os.path.dirname(lists[0]))
+    lists = [p for p in lists if p.startswith(first_gamma + os.sep)]
+    count = 0
+    for path in lists:
+      with open(path, encoding="utf-8") as f:
+        count += sum(1 for line in f if line.strip())
+    common.note_skipped(count, ", ".join(lists))
 
 
 def run():
