@@ -84,12 +84,14 @@ def real_photos():
 def airlight_table(scenes=SCENES, shape=None):
   print("| image | kind | reference A | estimate | max error |")
   print("|---|---|---|---|---|")
-  worst = {"real": 0.0, "synthetic": 0.0, "rows": []}
+  # NaN until a real photo is measured (../shared/data/hazy may be absent).
+  worst = {"real": float("nan"), "synthetic": 0.0, "rows": []}
   for name, gamma, truth in real_photos():
     image = images.read_image(os.path.join(HAZY_DIR, name)) ** gamma
     estimate = data_prep.estimate_airlight(image)
     error = float(np.abs(estimate - truth).max())
-    worst["real"] = max(worst["real"], error)
+    worst["real"] = error if np.isnan(worst["real"]) else max(worst["real"],
+                                                                  error)
     worst["rows"].append(dict(image=f"{name} (real, gamma {gamma})",
                               truth=[round(float(v), 3) for v in truth],
                               estimate=[round(float(v), 3) for v in estimate],
@@ -160,6 +162,7 @@ def main():
   figures.update(airlight_error_real=worst["real"],
                  airlight_error_synthetic=worst["synthetic"])
   mps = [v for k, v in figures.items() if k.startswith("mps_")]
+  # A real error of NaN (no real photos here) is not a pass.
   met = (worst["real"] <= 0.1 and worst["synthetic"] <= 0.05
          and (not mps or (min(mps) >= 0.5 and figures["growth"] < 4.5)))
   speed_text = (" / ".join(f"{k[4:-2]} MP {v:.2f}" for k, v in figures.items()
@@ -171,8 +174,10 @@ def main():
       target=">= 0.5 MP/s, growth < 4.5 (x4 pixels), air-light error <= 0.1 "
              "real, <= 0.05 synthetic",
       verdict="PASS" if met else "MISS",
-      summary=(speed_text + f"worst air-light error real {worst['real']:.3f}, "
-               f"synthetic {worst['synthetic']:.3f}"),
+      summary=(speed_text + "worst air-light error real "
+               + ("not measured (no ../shared/data/hazy)"
+                  if np.isnan(worst["real"]) else f"{worst['real']:.3f}")
+               + f", synthetic {worst['synthetic']:.3f}"),
       rows=worst["rows"])
 
 
