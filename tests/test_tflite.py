@@ -145,9 +145,11 @@ def test_file_outputs_and_input_contract(trained, exports):
     scores = np.arange(1, 11)
     mean = (p * scores).sum()
     # int8: the file's own mean/std tail is int8 (output step ~0.03 plus the
-    # rounded bucket products; measured up to 0.09 on noise pixels).
-    # nima-score computes them from the distribution instead.
-    tol = 0.15 if quantize == "int8" else 1e-4
+    # rounded bucket products; measured 0.09-0.27 on noise pixels across
+    # trainings of the tiny model, which are not bit-reproducible).
+    # nima-score computes them from the distribution instead. 0.5 still
+    # catches a wrong mean formula (buckets 0..9 is off by 1.0).
+    tol = 0.5 if quantize == "int8" else 1e-4
     assert abs(out["mean"][0] - mean) <= tol
     assert abs(out["std"][0] - np.sqrt((p * (scores - mean) ** 2).sum())) <= tol
 
