@@ -13,6 +13,16 @@ Each generated block sits between `<!-- bench:NAME -->` and
   demo         results/demo_summary.json, the demo's summary.json (run_all.py
                runs `nima-enhance-demo` and copies it): the from-scratch NIMA
                metrics and the enhancement table.
+  airlight     dehaze.py's rows: air-light estimates against known A.
+  input_images input_pipeline.py (pipelines vs bare decode, cores per
+               accelerator) and nima_scoring.py (24 MP JPEGs, score changes).
+  memory       peak_memory.py's rows: peak RSS and bytes per pixel.
+  tflite       tflite.py's rows: size, latency, agreement, and the figures of
+               the section's bullets.
+
+Every block says which record (quick pass or full run, date, load) it came
+from; tests/test_render_readme.py fails when README.md differs from what the
+committed results/ render to.
 
 A block whose input file is missing says which command produces it. --check
 exits 1 when the README differs from what would be written (CI can use it).
@@ -115,7 +125,7 @@ def demo(results_dir):
       "NIMA from scratch (`from_scratch_small.gin`, random weights) on "
       "degraded crops of the bundled photos, scored on held-out crops:", "",
       "| train steps | examples/s | held-out images | accuracy | LCC | SRCC | "
-      "EMD |", "|---|---|---|---|---|---|---|",
+      "EMD (r = 1) |", "|---|---|---|---|---|---|---|",
       f"| {t['steps']} | {t['examples_per_sec']:.0f} | {n['num_images']} | "
       f"{100 * n['accuracy']:.1f}% | {n['lcc']:.3f} | {n['srcc']:.3f} | "
       f"{n['emd']:.3f} |", "",
@@ -139,6 +149,14 @@ def demo(results_dir):
     lines.append(f"| {label}, gamma = {r['gamma']:g} | "
                  f"{val(r['psnr_output']):.2f} dB | "
                  f"{val(r['ssim_output']):.3f} | {val(r['nima_output']):.2f} |")
+  if "can_l2" in e and "can_nima" in e:
+    l2, nima = e["can_l2"], e["can_nima"]
+    gain = val(nima["nima_output"]) - val(l2["nima_output"])
+    cost = val(l2["psnr_output"]) - val(nima["psnr_output"])
+    lines += ["", f"In this run the NIMA term "
+              f"{'raised' if gain > 0 else 'did not raise'} the mean NIMA "
+              f"score of the output by {gain:+.2f} over CAN(L2); its PSNR "
+              f"to the target changed by {-cost:+.2f} dB."]
   steps = ", ".join(f"{k}: {v['steps']} steps at {v['steps_per_sec']:.2f} "
                     f"steps/s" for k, v in summary["can_training"].items())
   lines += ["", f"CAN training: {steps} ({s.get('enhance_max_side', '?')} px "
@@ -161,8 +179,193 @@ def airlight(results_dir):
   return "\n".join(lines)
 
 
+def _record(results_dir, name):
+  data = _load(os.path.join(results_dir, "benchmarks.json")) or {}
+  return data.get("records", {}).get(name)
+
+
+def _source(r, script):
+  """'From `script`'s record (full run, date, load L)'."""
+  m = r.get("machine", {})
+  return (f"From `{script}`'s record ("
+          f"{'quick pass: tiny sizes' if r.get('quick') else 'full run'}, "
+          f"{m.get('date', '?')}, load {m.get('load_average', ['?'])[0]}, "
+          f"{m.get('cores', '?')} cores shared with other jobs)")
+
+
+def _missing(script):
+  return (f"_Not measured yet: `python tools/benchmarks/run_all.py --only "
+          f"{script}`._")
+
+
+def input_images(results_dir):
+  """Training pipelines vs bare decode; nima-score on 24 MP; score changes."""
+  r = _record(results_dir, "input_pipeline")
+  if not r:
+    return _missing("input_pipeline")
+  f = r["figures"]
+  lines = [_source(r, "input_pipeline.py") + ": each training pipeline "
+           "against a bare `decode_jpeg` + bilinear resize of the same "
+           "files, side by side in one run:", "",
+           "| files | pipeline | images/s | bare images/s | ratio | "
+           "images/s per core |", "|---|---|---|---|---|---|"]
+  cpus = f.get("cpus") or r["machine"].get("cores") or 1
+  for row in f["rows"]:
+    lines.append(f"| {row['kind']} | {row['pipeline']} | "
+                 f"{row['pipeline_images_per_sec']:.1f} | "
+                 f"{row['bare_images_per_sec']:.1f} | {row['ratio']:.2f} | "
+                 f"{row['pipeline_images_per_sec'] / cpus:.1f} |")
+  acc = f.get("accelerator")
+  if acc:
+    cores = ", ".join(f"~{v:.0f} ({k})"
+                      for k, v in acc["cores_needed"].items())
+    lines += ["", f"MobileNet NIMA at 480x640 ({acc['mobilenet_gflops']:.2f} "
+              f"GFLOPs forward, ~{3 * acc['mobilenet_gflops']:.0f} per "
+              "training image) on an accelerator sustaining an assumed "
+              f"{acc['accel_tflops']:g} TFLOP/s "
+              f"(~{acc['accel_images_per_sec']:.0f} images/s) needs {cores} "
+              "such cores for the NIMA paper pipeline."]
+  s = _record(results_dir, "nima_scoring")
+  large = (s or {}).get("figures", {}).get("large")
+  if large:
+    ips = large["large_images_per_sec"]
+    lines += ["", f"{_source(s, 'nima_scoring.py')}: `nima-score` on "
+              f"{large['large_images']} JPEGs of {large['large_megapixels']} "
+              "MP: " + "; ".join(f"{k} {v:.2f} images/s"
+                                 for k, v in ips.items())
+              + f": {large['large_speedup']:.1f}x the previous path."]
+  agree = (s or {}).get("figures", {}).get("agreement")
+  if agree:
+    h, w = agree["input_size"]
+    lines += ["", f"Scores against the previous reading (full decode + "
+              f"antialiased resize; small NIMA trained {agree['train_steps']} "
+              f"steps, {h}x{w} input, {agree['crops']} crops of real photos "
+              f"at 200-2400 px): |mean difference| max "
+              f"{agree['diff_max']:.3f}, mean {agree['diff_mean']:.3f}, p99 "
+              f"{agree['diff_p99']:.3f} (scores span "
+              f"{agree['score_min']:.1f}-{agree['score_max']:.1f}, std "
+              f"{agree['score_std']:.2f}); the resize rule alone: max "
+              f"{agree['rule_diff_max']:.3f}, mean "
+              f"{agree['rule_diff_mean']:.4f}."]
+  if not (large and agree):
+    lines += ["", "_The 24 MP and score-agreement parts come from a full "
+              "`nima_scoring.py` run (not in this record)._"]
+  return "\n".join(lines)
+
+
+def memory(results_dir):
+  """peak_memory.py rows: peak RSS and bytes per pixel by size."""
+  r = _record(results_dir, "peak_memory")
+  if not r or not r.get("rows"):
+    return _missing("peak_memory")
+  lines = [_source(r, "peak_memory.py") + "; each size in a fresh process, "
+           "one after the other:", "",
+           "| operator | run | MP | seconds | peak GB | peak bytes/pixel | "
+           "input GB |", "|---|---|---|---|---|---|---|"]
+  for row in r["rows"]:
+    lines.append(f"| {row['operator']} | {row['mode']} | "
+                 f"{row['megapixels']:.1f} | {row['seconds']:.1f} | "
+                 f"{row['peak_gb']:.2f} | "
+                 f"{row['peak_gb'] * 1e3 / row['megapixels']:.0f} | "
+                 f"{row['input_gb']:.2f} |")
+  extra = []
+  for row in r["rows"]:
+    if row["mode"] != "prep_targets":
+      continue
+    alone = [o for o in r["rows"] if o["mode"] == "operator"
+             and o["operator"] == row["operator"]
+             and abs(o["megapixels"] - row["megapixels"]) < 0.5]
+    if alone:
+      extra.append(f"{row['operator']} {row['megapixels']:.0f} MP "
+                   f"+{row['peak_gb'] - alone[0]['peak_gb']:.2f} GB")
+  if extra:
+    lines += ["", "`prep-targets` (decode, TensorFlow, the 16-bit PNG "
+              "written) over the operator alone: " + "; ".join(extra) + "."]
+  return "\n".join(lines)
+
+
+def _collapsed(row):
+  # A checkpoint whose means hardly vary over the held-out images predicts a
+  # constant: agreement with it says nothing about the quantization.
+  return row.get("checkpoint_mean_spread", 1.0) < 1e-3
+
+
+def tflite(results_dir):
+  """tflite.py rows: size, latency, agreement; the bullets' figures."""
+  r = _record(results_dir, "tflite")
+  if not r or not r.get("rows"):
+    return _missing("tflite")
+  flags = r.get("flags", {})
+  rows = r["rows"]
+  lines = [_source(r, "tflite.py") + f": latency is the best of "
+           f"{flags.get('rounds', '?')} single-image interpreter runs on "
+           "preprocessed pixels; agreement is with the checkpoint on the "
+           f"{r['figures'].get('held_out_images', '?')} held-out images of "
+           "the synthetic AVA test split (none in the int8 calibration), "
+           "scored through the `nima-score` path. small_cnn: trained from "
+           f"scratch, {flags.get('small_steps', '?')} steps at 96x128."
+           + (" MobileNet: from random weights (ImageNet weights cannot be "
+              f"downloaded here), {flags.get('mobilenet_steps', '?')} steps "
+              f"at {flags.get('mobilenet_size', '?')}."
+              if any(x["backbone"] == "mobilenet" for x in rows) else ""),
+           "",
+           "| backbone (input) | quantize | size | vs float | ms/image 1 thr "
+           "| ms/image 2 thr | Keras ms | max abs mean diff | SRCC of means | "
+           "float ops |", "|---|---|---|---|---|---|---|---|---|---|"]
+  for row in rows:
+    bad = _collapsed(row)
+    label = f"{row['backbone']} ({row['input']})" + (
+        ", collapsed" if bad else "")
+    diff = f"{row['max_abs_mean_diff']:.4f}"
+    srcc = ("n/m" if bad or row.get("srcc_means") is None
+            else f"{row['srcc_means']:.3f}")
+    ops = ("all" if row["quantize"] != "int8" else
+           f"{row['float_ops']} (rest int8)" if row["float_ops"]
+           else "none (full int8)")
+    lines.append(f"| {label} | {row['quantize']} | "
+                 f"{row['size_bytes'] / 1e6:.2f} MB | "
+                 f"{row['size_vs_float']:.0%} | {row['ms_1_thread']:.2f} | "
+                 f"{row['ms_2_threads']:.2f} | "
+                 f"{row['keras_checkpoint_ms']:.2f} | "
+                 f"{'(' + diff + ')' if bad else diff} | {srcc} | {ops} |")
+  notes = []
+  for row in rows:
+    if _collapsed(row) and row["quantize"] == "none":
+      notes.append(f"{row['backbone']}'s checkpoint collapsed to a constant "
+                   f"prediction (means spread "
+                   f"{row['checkpoint_mean_spread']:.1g}): its agreement "
+                   "figures are in parentheses and not meaningful")
+  for quantize, target in (("none", 0.01), ("float16", None)):
+    good = [x for x in rows if x["quantize"] == quantize
+            and not _collapsed(x)]
+    if good:
+      worst = max(x["max_abs_mean_diff"] for x in good)
+      notes.append(f"{'float32' if quantize == 'none' else quantize} "
+                   f"matches the checkpoint to {worst:.1g} on the means" + (
+                       f" (target {target:g}: "
+                       f"{'met' if worst <= target else 'not met'})"
+                       if target else ""))
+  int8 = [x for x in rows if x["quantize"] == "int8"]
+  for x in int8:
+    base = [y for y in rows if y["backbone"] == x["backbone"]
+            and y["quantize"] == "none"]
+    speed = (f", {base[0]['ms_1_thread'] / x['ms_1_thread']:.1f}x faster "
+             "than float32 (1 thread)" if base else "")
+    text = (f"{x['backbone']} int8: {x['size_vs_float']:.0%} of the float "
+            f"file (target <= 35%: "
+            f"{'met' if x['size_vs_float'] <= 0.35 else 'not met'}){speed}")
+    if not _collapsed(x):
+      text += (f"; max |mean diff| {x['max_abs_mean_diff']:.2f} (target 0.1: "
+               f"{'met' if x['max_abs_mean_diff'] <= 0.1 else 'not met'}), "
+               f"SRCC {x['srcc_means']:.3f}")
+    notes.append(text)
+  lines += [""] + [f"* {n}." for n in notes]
+  return "\n".join(lines)
+
+
 BLOCKS = {"performance": performance, "table2": table2, "demo": demo,
-          "airlight": airlight}
+          "airlight": airlight, "input_images": input_images,
+          "memory": memory, "tflite": tflite}
 
 
 def render(text, results_dir):
