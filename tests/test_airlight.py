@@ -14,8 +14,8 @@ YELLOW = (0.9, 0.78, 0.55)       # Coloured air-lights (dust, sunset).
 REDDISH = (0.85, 0.6, 0.5)
 
 
-def _hazy(air, stride=4, exposure=1.0, beta=2.5):
-  """I = J t + A (1 - t): J the coffee photo, depth from the motorcycle."""
+def _hazy(air, stride=4, exposure=1.0, beta=2.5, scene="coffee"):
+  """I = J t + A (1 - t): J a bundled photo, depth from the motorcycle."""
   from skimage import data  # pylint: disable=g-import-not-at-top
   _, _, disparity = data.stereo_motorcycle()
   disparity = disparity[::stride, ::stride].copy()
@@ -24,8 +24,8 @@ def _hazy(air, stride=4, exposure=1.0, beta=2.5):
   depth = 1.0 / np.maximum(disparity, 1.0)
   depth = (depth - depth.min()) / (depth.max() - depth.min())
   t = np.exp(-beta * depth)[..., None]
-  clear = exposure * images.resize(data.coffee().astype(np.float32) / 255.0,
-                                   disparity.shape)
+  clear = exposure * images.resize(
+      getattr(data, scene)().astype(np.float32) / 255.0, disparity.shape)
   return (clear * t + np.asarray(air) * (1.0 - t)).astype(np.float32)
 
 
@@ -50,6 +50,22 @@ def test_estimate_close_to_truth(air, stride):  # 125 x 186 or 250 x 372
     assert (hazy.reshape(-1, 3) > truth).any(axis=1).mean() > 0.1
   estimate = data_prep.estimate_airlight(hazy)
   assert estimate.shape == (3,) and estimate.dtype == np.float32
+  assert np.abs(estimate - truth).max() <= 0.05
+
+
+# The open part of issue 17, kept in the suite so that a fix shows up (strict:
+# an unexpected pass fails, and the case then moves to the test above). The
+# vote finds A's colour but stops far below its magnitude where the scene has
+# a bright sky and dark foliage (rocket: ~0.7 of |A|), and follows the white
+# suit's colour instead of a reddish A (astronaut). tools/benchmarks/dehaze.py
+# measures every scene and kind.
+@pytest.mark.xfail(strict=True, reason="issue 17: air-light magnitude/colour "
+                   "still wrong on these scenes")
+@pytest.mark.parametrize("scene,air", [("rocket", GREY_WHITE),
+                                       ("astronaut", REDDISH)])
+def test_estimate_close_to_truth_open_cases(scene, air):
+  truth = np.asarray(air)
+  estimate = data_prep.estimate_airlight(_hazy(truth, scene=scene))
   assert np.abs(estimate - truth).max() <= 0.05
 
 

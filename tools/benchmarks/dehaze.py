@@ -11,8 +11,8 @@
    `../shared/data/hazy` beside the repository (its README's table gives each
    file's gamma and A in the gamma-corrected image; skipped with a message
    when the folder is absent), and synthetic haze with known A and depth on
-   three photos and five kinds of air-light (below the brightest scene pixels,
-   above all of them, coloured).
+   four photos and five kinds of air-light (below the brightest scene pixels,
+   above all of them, coloured); the record counts the cases within target.
 
 Peak memory at 12/24/48 MP: `peak_memory.py`.
 """
@@ -42,7 +42,9 @@ AIRLIGHTS = {
     "yellow": (0.9, 0.78, 0.55),
     "reddish": (0.85, 0.6, 0.5),
 }
-SCENES = ("coffee", "chelsea", "astronaut")
+# rocket: a blue sky and dark trees, where the vote stops far below A (its
+# magnitude), so the set does not hold only scenes the estimator was tuned on.
+SCENES = ("coffee", "chelsea", "astronaut", "rocket")
 
 
 def _depth(shape):
@@ -85,13 +87,16 @@ def airlight_table(scenes=SCENES, shape=None):
   print("| image | kind | reference A | estimate | max error |")
   print("|---|---|---|---|---|")
   # NaN until a real photo is measured (../shared/data/hazy may be absent).
-  worst = {"real": float("nan"), "synthetic": 0.0, "rows": []}
+  worst = {"real": float("nan"), "synthetic": 0.0, "rows": [],
+           "real_ok": 0, "real_n": 0, "synthetic_ok": 0, "synthetic_n": 0}
   for name, gamma, truth in real_photos():
     image = images.read_image(os.path.join(HAZY_DIR, name)) ** gamma
     estimate = data_prep.estimate_airlight(image)
     error = float(np.abs(estimate - truth).max())
     worst["real"] = error if np.isnan(worst["real"]) else max(worst["real"],
                                                                   error)
+    worst["real_n"] += 1
+    worst["real_ok"] += error <= 0.1
     worst["rows"].append(dict(image=f"{name} (real, gamma {gamma})",
                               truth=[round(float(v), 3) for v in truth],
                               estimate=[round(float(v), 3) for v in estimate],
@@ -104,6 +109,8 @@ def airlight_table(scenes=SCENES, shape=None):
       estimate = data_prep.estimate_airlight(hazy)
       error = float(np.abs(estimate - np.array(air)).max())
       worst["synthetic"] = max(worst["synthetic"], error)
+      worst["synthetic_n"] += 1
+      worst["synthetic_ok"] += error <= 0.05
       above = (hazy.reshape(-1, 3) > np.float32(air)).any(axis=1).mean()
       size = "x".join(map(str, shape or (500, 744)))
       worst["rows"].append(dict(
@@ -113,8 +120,10 @@ def airlight_table(scenes=SCENES, shape=None):
       print(f"| {scene} {size} synthetic | {kind} ({above:.0%} of pixels "
             f"above A in a channel) | {air} | {np.round(estimate, 3)} | "
             f"{error:.3f} |")
-  print(f"worst air-light error: real {worst['real']:.3f} (target <= 0.1), "
-        f"synthetic {worst['synthetic']:.3f} (target <= 0.05)")
+  print(f"worst air-light error: real {worst['real']:.3f} (target <= 0.1; "
+        f"{worst['real_ok']}/{worst['real_n']} within), synthetic "
+        f"{worst['synthetic']:.3f} (target <= 0.05; {worst['synthetic_ok']}/"
+        f"{worst['synthetic_n']} within)")
   return worst
 
 
@@ -160,7 +169,11 @@ def main():
   worst = (airlight_table(("coffee",), (250, 372)) if args.quick
            else airlight_table())
   figures.update(airlight_error_real=worst["real"],
-                 airlight_error_synthetic=worst["synthetic"])
+                 airlight_error_synthetic=worst["synthetic"],
+                 airlight_real_within_target=worst["real_ok"],
+                 airlight_real_cases=worst["real_n"],
+                 airlight_synthetic_within_target=worst["synthetic_ok"],
+                 airlight_synthetic_cases=worst["synthetic_n"])
   mps = [v for k, v in figures.items() if k.startswith("mps_")]
   # A real error of NaN (no real photos here) is not a pass.
   met = (worst["real"] <= 0.1 and worst["synthetic"] <= 0.05
@@ -177,7 +190,9 @@ def main():
       summary=(speed_text + "worst air-light error real "
                + ("not measured (no ../shared/data/hazy)"
                   if np.isnan(worst["real"]) else f"{worst['real']:.3f}")
-               + f", synthetic {worst['synthetic']:.3f}"),
+               + f" ({worst['real_ok']}/{worst['real_n']} within 0.1)"
+               f", synthetic {worst['synthetic']:.3f} ({worst['synthetic_ok']}/"
+               f"{worst['synthetic_n']} within 0.05)"),
       rows=worst["rows"])
 
 
