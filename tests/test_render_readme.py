@@ -22,25 +22,26 @@ MACHINE = {"cores": 2, "cpu_model": "test CPU", "date": "2026-01-02 03:04 UTC",
            "accelerator": "none (CPU only)"}
 
 
-def _readme():
-  with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+def _read(path):
+  with open(path, encoding="utf-8") as f:
     return f.read()
 
 
-def test_readme_matches_committed_results():
-  text = _readme()
-  rendered = render_readme.render(text, os.path.join(ROOT, "results"))
-  assert rendered == text, (
-      "README.md's generated blocks differ from results/*.json: run "
-      "python tools/benchmarks/render_readme.py (never edit inside "
-      "<!-- bench:* --> by hand)")
+def test_readme_and_docs_match_committed_results():
+  for path in render_readme.documents(ROOT):
+    text = _read(path)
+    rendered = render_readme.render(text, os.path.join(ROOT, "results"))
+    assert rendered == text, (
+        f"{path}: generated blocks differ from results/*.json: run python "
+        "tools/benchmarks/render_readme.py (never edit inside "
+        "<!-- bench:* --> by hand)")
 
 
-def test_every_block_has_markers_in_readme():
-  text = _readme()
+def test_every_block_has_markers_in_a_document():
+  texts = [_read(p) for p in render_readme.documents(ROOT)]
   for name in render_readme.BLOCKS:
-    assert f"<!-- bench:{name} -->\n" in text, name
-    assert f"<!-- /bench:{name} -->" in text, name
+    assert any(f"<!-- bench:{name} -->\n" in t and
+               f"<!-- /bench:{name} -->" in t for t in texts), name
 
 
 def _write_results(tmp_path, records, demo=None, name="results"):
@@ -95,6 +96,21 @@ def _tflite_row(backbone, quantize, size, ms1, diff, spread=0.5, ops=0):
           "ms_1_thread": ms1, "ms_2_threads": ms1, "keras_checkpoint_ms": 2.0,
           "max_abs_mean_diff": diff, "srcc_means": 0.99, "float_ops": ops,
           "checkpoint_mean_spread": spread}
+
+
+def test_beam_block_overhead_against_the_pool(tmp_path):
+  figures = {"pool-1_seconds": 10.0, "pool-1_mps": 0.5,
+             "beam-1_seconds": 12.5, "beam-1_mps": 0.4}
+  results = _write_results(tmp_path, {"prep_targets_beam": {
+      "figures": figures, "verdict": "-", "summary": "",
+      "flags": {"images": 12, "side": 512, "operator": "local_laplacian"}}})
+  body = render_readme.beam(results)
+  assert "| local pool, 1 worker(s) | 10.00 | 0.50 |  |" in body
+  assert "| DirectRunner, 1 worker(s) | 12.50 | 0.40 | +2.5 s (+25%) |" in body
+  skipped = _write_results(tmp_path, {"prep_targets_beam": {
+      "figures": {}, "verdict": "skipped",
+      "summary": "not run: no Beam"}}, name="skipped")
+  assert "not run: no Beam" in render_readme.beam(skipped)
 
 
 def test_tflite_block_targets_speed_and_collapse(tmp_path):

@@ -1,7 +1,9 @@
 """Writes the README's generated figures from results/*.json.
 
     python tools/benchmarks/render_readme.py [--results results]
-        [--readme README.md] [--check]
+        [--readme FILE] [--check]
+
+Renders README.md and every docs/*.md (or only --readme FILE).
 
 Each generated block sits between `<!-- bench:NAME -->` and
 `<!-- /bench:NAME -->`; everything between the markers is replaced. Blocks:
@@ -19,10 +21,12 @@ Each generated block sits between `<!-- bench:NAME -->` and
   memory       peak_memory.py's rows: peak RSS and bytes per pixel.
   tflite       tflite.py's rows: size, latency, agreement, and the figures of
                the section's bullets.
+  beam         prep_targets_beam.py (docs/scaling.md): local pool vs Beam's
+               DirectRunner.
 
 Every block says which record (quick pass or full run, date, load) it came
-from; tests/test_render_readme.py fails when README.md differs from what the
-committed results/ render to.
+from; tests/test_render_readme.py fails when README.md or a docs/*.md differs
+from what the committed results/ render to.
 
 A block whose input file is missing says which command produces it. --check
 exits 1 when the README differs from what would be written (CI can use it).
@@ -363,9 +367,46 @@ def tflite(results_dir):
   return "\n".join(lines)
 
 
+def beam(results_dir):
+  """prep_targets_beam.py: local pool vs DirectRunner, side by side."""
+  r = _record(results_dir, "prep_targets_beam")
+  if not r:
+    return _missing("prep_targets_beam")
+  if r.get("verdict") == "skipped":
+    return (f"_{_source(r, 'prep_targets_beam.py')}: {r['summary']}. "
+            "Install the `beam` extra and rerun for the figures._")
+  f, flags = r["figures"], r.get("flags", {})
+  lines = [_source(r, "prep_targets_beam.py") + f": {flags.get('images')} "
+           f"photos, long side {flags.get('side')} px, "
+           f"{flags.get('operator')}; outputs checked byte-identical.", "",
+           "| engine | wall s | MP/s | Beam overhead vs the pool |",
+           "|---|---|---|---|"]
+  labels = [k[:-len("_seconds")] for k in f if k.endswith("_seconds")]
+  for label in labels:
+    seconds = f[f"{label}_seconds"]
+    engine, workers = label.split("-")
+    overhead = ""
+    if engine == "beam" and f"pool-{workers}_seconds" in f:
+      pool = f[f"pool-{workers}_seconds"]
+      overhead = f"{seconds - pool:+.1f} s ({100 * (seconds / pool - 1):+.0f}%)"
+    name = {"pool": "local pool", "beam": "DirectRunner"}[engine]
+    lines.append(f"| {name}, {workers} worker(s) | {seconds:.2f} | "
+                 f"{f[f'{label}_mps']:.2f} | {overhead} |")
+  return "\n".join(lines)
+
+
 BLOCKS = {"performance": performance, "table2": table2, "demo": demo,
           "airlight": airlight, "input_images": input_images,
-          "memory": memory, "tflite": tflite}
+          "memory": memory, "tflite": tflite, "beam": beam}
+
+
+def documents(root=ROOT):
+  """README.md and every docs/*.md: the files that may hold blocks."""
+  docs = os.path.join(root, "docs")
+  names = sorted(n for n in os.listdir(docs) if n.endswith(".md")) if (
+      os.path.isdir(docs)) else []
+  return [os.path.join(root, "README.md")] + [os.path.join(docs, n)
+                                              for n in names]
 
 
 def render(text, results_dir):
@@ -382,24 +423,30 @@ def render(text, results_dir):
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--results", default=os.path.join(ROOT, "results"))
-  parser.add_argument("--readme", default=os.path.join(ROOT, "README.md"))
+  parser.add_argument("--readme", default=None,
+                      help="one file to render (default: README.md and "
+                      "docs/*.md)")
   parser.add_argument("--check", action="store_true")
   args = parser.parse_args(argv)
-  with open(args.readme, encoding="utf-8") as f:
-    old = f.read()
-  new = render(old, args.results)
-  if args.check:
-    if new != old:
-      print(f"{args.readme}: generated blocks are out of date; run "
-            "tools/benchmarks/render_readme.py", file=sys.stderr)
-      return 1
-    return 0
-  if new != old:
-    tmp = args.readme + ".tmp"
+  stale = []
+  for path in [args.readme] if args.readme else documents():
+    with open(path, encoding="utf-8") as f:
+      old = f.read()
+    new = render(old, args.results)
+    if new == old:
+      continue
+    if args.check:
+      stale.append(path)
+      continue
+    tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
       f.write(new)
-    os.replace(tmp, args.readme)
-  print(f"rendered {args.readme} from {args.results}")
+    os.replace(tmp, path)
+    print(f"rendered {path} from {args.results}")
+  if stale:
+    print(f"{', '.join(stale)}: generated blocks are out of date; run "
+          "tools/benchmarks/render_readme.py", file=sys.stderr)
+    return 1
   return 0
 
 
