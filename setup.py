@@ -49,6 +49,9 @@ setuptools.setup(
         "test": ["pytest", "pytest-timeout"],
         # prep-targets --runner and Beam TFDS builds (docs/scaling.md).
         "beam": ["apache-beam>=2.50"],
+        # The Halide peer of tools/benchmarks/local_laplacian.py (optional;
+        # the benchmark says "not measured" without it). Not a test dep.
+        "bench": ["halide>=21"],
     },
     entry_points={"console_scripts": CONSOLE_SCRIPTS},
 )
