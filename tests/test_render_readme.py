@@ -193,6 +193,40 @@ def test_demo_block_states_the_measured_nima_gain(tmp_path):
   assert "did not raise" in render_readme.demo(results)
 
 
+def test_readme_and_demo_report_show_the_same_figures(tmp_path):
+  """Both come from the demo's summary.json; every shared figure agrees."""
+  from nima_enhance import demo_report  # pylint: disable=import-outside-toplevel
+  stat = lambda v: {"mean": v, "std": 0.01}  # noqa: E731
+  row = lambda gamma, base: {  # noqa: E731
+      "gamma": gamma, "num_images": 4, "psnr_input": stat(21.111),
+      "ssim_input": stat(0.812), "nima_input": stat(5.013),
+      "nima_reference": stat(5.514), "psnr_output": stat(base + 3.0),
+      "ssim_output": stat(0.9), "nima_output": stat(base / 5.0)}
+  summary = {"settings": {"enhance_max_side": 128, "can_steps": 200},
+             "quick": False, "seed": 0, "total_seconds": 612.4,
+             "date": "2026-01-02 03:04 UTC",
+             "nima": {"num_images": 10, "accuracy": 0.7123, "lcc": 0.5432,
+                      "srcc": 0.4321, "emd": 0.0987},
+             "nima_training": {"steps": 500, "examples_per_sec": 100.0},
+             "enhancement": {"can_l2": row(0.0, 25.0),
+                             "can_nima": row(0.02, 27.0)},
+             "can_training": {"can_l2": {"steps": 200, "steps_per_sec": 1.0}},
+             "timings": [], "exports": {}}
+  results = _write_results(tmp_path, {}, demo=summary)
+  readme = render_readme.demo(results)
+  report = tmp_path / "report"
+  report.mkdir()
+  with open(demo_report.write_report(str(report), summary, []),
+            encoding="utf-8") as f:
+    page = f.read()
+  assert "612 s" in readme and "612 s" in page
+  for text in ("71.2%", "0.543", "0.432", "0.099"):  # accuracy, LCC, SRCC, EMD
+    assert text in readme and text in page, text
+  for x in (21.111, 0.812, 5.013, 5.514, 28.0, 0.9, 5.0, 30.0, 5.4):
+    assert f"{x:.2f}" in readme if x > 1 else f"{x:.3f}" in readme, x
+    assert f"{x:.3f}" in page, x
+
+
 def test_run_all_finds_benchmarks_not_helpers():
   names = run_all.benchmark_names()
   assert "train_step" in names and "tflite" in names
@@ -204,6 +238,38 @@ def test_run_all_finds_benchmarks_not_helpers():
 def test_run_all_unknown_benchmark_is_a_usage_error(tmp_path, capsys):
   assert run_all.main(["--only", "nope", "--results", str(tmp_path)]) == 2
   assert "nope" in capsys.readouterr().err
+
+
+def test_run_all_budget_bounds_each_job_and_stops(tmp_path, monkeypatch):
+  now = [0.0]
+  calls = []
+
+  def fake_run(command, timeout, log_path):
+    calls.append((os.path.basename(command[1]), command[2:], timeout))
+    now[0] += 100.0  # each benchmark takes 100 s
+    with open(command[command.index("--json_out") + 1], "w") as f:
+      json.dump({"verdict": "-", "summary": "ok"}, f)
+    open(log_path, "w").close()
+    return 0, 100.0
+
+  monkeypatch.setattr(run_all, "_run", fake_run)
+  real_budget = run_all.Budget
+  monkeypatch.setattr(run_all, "Budget", lambda seconds: real_budget(
+      seconds, clock=lambda: now[0]))
+  monkeypatch.setattr(run_all, "FULL_ARGS", {"dehaze": ["--x", "1"]})
+  code = run_all.main(["--only", "dehaze,train_step,tflite", "--no_results",
+                       "--budget_minutes", "3", "--results", str(tmp_path)])
+  assert code == 1  # train_step was not run: the 180 s were spent
+  assert [c[0] for c in calls] == ["dehaze.py", "tflite.py"]
+  assert calls[0][1][-2:] == ["--x", "1"]  # FULL_ARGS in full mode
+  assert calls[0][2] == 180.0 and calls[1][2] == 80.0  # timeout = time left
+  data = json.loads((tmp_path / "benchmarks.json").read_text())
+  assert len(data["records"]) == 2
+  calls.clear()
+  now[0] = 0.0
+  assert run_all.main(["--only", "dehaze", "--quick", "--no_results",
+                       "--results", str(tmp_path)]) == 0
+  assert calls[0][1][-1] == "--quick"
 
 
 if __name__ == "__main__":

@@ -42,6 +42,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 NOT_BENCHMARKS = {"run_all.py", "record.py", "render_readme.py"}
 
+# Full mode: each benchmark's flags (its defaults where absent). Bounded so
+# that the whole full run fits the budget below on a quiet 2-core machine,
+# keeping the sizes the issues require (see the module docstring).
+FULL_ARGS = {}
+
+# Expected seconds of each full-mode job on a quiet 2-core machine: about
+# half of what was measured with other jobs on the cores (the measurements
+# are in the module docstring). Used for the plan printed at the start and
+# for --budget_minutes.
+EXPECTED_FULL_SECONDS = {}
+
 
 def benchmark_names():
   """Every benchmark script in this folder, by name (file name without .py)."""
@@ -110,7 +121,15 @@ def main(argv=None) -> int:
                       help="seconds per benchmark (default 600 quick, 7200)")
   parser.add_argument("--render", action="store_true",
                       help="then rewrite the README's generated blocks")
+  parser.add_argument("--budget_minutes", type=float, default=None,
+                      help="stop starting jobs once this much time is spent "
+                      "(each job's timeout is the time left); jobs not run "
+                      "count as failed (default: 50 full, 10 quick)")
   args = parser.parse_args(argv)
+  if args.budget_minutes is not None and args.budget_minutes <= 0:
+    print(f"run_all.py: --budget_minutes must be > 0, got "
+          f"{args.budget_minutes}", file=sys.stderr)
+    return 2
   names = benchmark_names()
   unknown = [n for n in (args.only + "," + args.skip).split(",")
              if n and n not in names]
@@ -122,6 +141,14 @@ def main(argv=None) -> int:
     names = [n for n in names if n in args.only.split(",")]
   names = [n for n in names if n not in args.skip.split(",")]
   timeout = args.timeout or (600 if args.quick else 7200)
+  budget = Budget(60 * (args.budget_minutes or (10 if args.quick else 50)))
+  if not args.quick:
+    jobs = list(names) + ([] if args.no_results else ["complexity"] + (
+        ["demo"] if _demo_mode(args) == "full" else []))
+    expected = sum(EXPECTED_FULL_SECONDS.get(j, 0) for j in jobs)
+    print(f"[run_all] full run: {', '.join(jobs)}; expected ~"
+          f"{expected / 60:.0f} min on a quiet 2-core machine, budget "
+          f"{budget.seconds / 60:.0f} min", flush=True)
   out_path = os.path.join(args.results, "benchmarks.json")
   data = load(out_path)
   failed = []
@@ -129,12 +156,16 @@ def main(argv=None) -> int:
     for name in names:
       record_path = os.path.join(tmp, name + ".json")
       log_path = os.path.join(tmp, name + ".log")
+      extra = ["--quick"] if args.quick else FULL_ARGS.get(name, [])
       command = [sys.executable, os.path.join(HERE, name + ".py"),
-                 "--json_out", record_path] + (["--quick"] if args.quick
-                                               else [])
-      print(f"[run_all] {name}{' --quick' if args.quick else ''} ...",
-            flush=True)
-      code, seconds = _run(command, timeout, log_path)
+                 "--json_out", record_path] + extra
+      if budget.left() <= 0:
+        failed.append(name)
+        print(f"[run_all] {name}: not run, the budget "
+              f"({budget.seconds / 60:.0f} min) is spent", flush=True)
+        continue
+      print(f"[run_all] {name} {' '.join(extra)} ...", flush=True)
+      code, seconds = _run(command, min(timeout, budget.left()), log_path)
       if code != 0 or not os.path.exists(record_path):
         failed.append(name)
         print(f"[run_all] {name}: FAILED (exit {code}, {seconds:.0f} s); "
@@ -148,7 +179,8 @@ def main(argv=None) -> int:
       print(f"[run_all] {name}: {record['verdict']} ({seconds:.0f} s): "
             f"{record['summary']}", flush=True)
     if not args.no_results:
-      failed += _results(args, tmp)
+      failed += _results(args, tmp, budget)
+  print(f"[run_all] {budget.spent() / 60:.1f} min in all", flush=True)
   if args.render and not failed:
     import render_readme  # pylint: disable=import-outside-toplevel
     render_readme.main(["--results", args.results])
@@ -158,7 +190,27 @@ def main(argv=None) -> int:
   return 0
 
 
-def _results(args, tmp):
+class Budget:
+  """Wall-clock seconds left of the run's budget."""
+
+  def __init__(self, seconds, clock=time.perf_counter):
+    self.seconds = seconds
+    self.clock = clock
+    self.start = clock()
+
+  def spent(self):
+    return self.clock() - self.start
+
+  def left(self):
+    return self.seconds - self.spent()
+
+
+def _demo_mode(args):
+  return args.demo if args.demo != "auto" else (
+      "none" if args.quick else "full")
+
+
+def _results(args, tmp, budget):
   """Table 2 (complexity.py) and, in full mode, the demo's summary.json."""
   failed = []
   complexity_json = os.path.join(args.results, "complexity.json")
@@ -166,16 +218,20 @@ def _results(args, tmp):
   jobs = [("complexity", [sys.executable,
                           os.path.join(ROOT, "tools", "complexity.py"),
                           "--json_out", complexity_json])]
-  demo = args.demo if args.demo != "auto" else (
-      "none" if args.quick else "full")
+  demo = _demo_mode(args)
   if demo != "none":
     jobs.append(("demo", [sys.executable, "-m", "nima_enhance.bin.demo",
                           "--output_dir", demo_dir]
                  + (["--quick"] if demo == "quick" else [])))
   for name, command in jobs:
+    if budget.left() <= 0:
+      failed.append(name)
+      print(f"[run_all] {name}: not run, the budget "
+            f"({budget.seconds / 60:.0f} min) is spent", flush=True)
+      continue
     print(f"[run_all] {name} ...", flush=True)
     log_path = os.path.join(tmp, name + ".log")
-    code, seconds = _run(command, 7200, log_path)
+    code, seconds = _run(command, budget.left(), log_path)
     if code != 0:
       failed.append(name)
       print(f"[run_all] {name}: FAILED (exit {code}); last lines:\n"
