@@ -123,6 +123,26 @@ def test_default_band_from_budget_and_width(model):
   assert np.abs(ours - _keras(model, image)).max() < 1e-4
 
 
+def test_default_band_from_the_short_side(model, monkeypatch):
+  # The band's working set grows with the row length, and the schedule
+  # streams along the long side (wide photos are transposed), so the band
+  # comes from the short side for either orientation.
+  seen = []
+  real = can_streaming.band_rows_for
+
+  def spy(width, budget):
+    seen.append(int(width))
+    return real(width, budget)
+
+  monkeypatch.setattr(can_streaming, "band_rows_for", spy)
+  folded = can_streaming.fold_can(model)
+  weights = can_streaming.weight_list(folded)
+  for shape in ((30, 50), (50, 30)):
+    can_streaming.enhance_image(tf.constant(_photo(*shape)), weights,
+                                folded.dilations, folded.slope)
+  assert seen == [30, 30]
+
+
 def test_bfloat16_close_to_float32_but_not_equal(model):
   image = _photo(64, 80, "coffee")
   f32 = can_streaming.StreamingEnhancer(model, tile_size=16)(image)
