@@ -133,7 +133,8 @@ class Scorer:
   @classmethod
   def load(cls, path: str, batch_size: int = 32,
            tflite_threads: Optional[int] = None,
-           kind: Optional[str] = None) -> "Scorer":
+           kind: Optional[str] = None,
+           precision: str = "float32") -> "Scorer":
     """Opens a nima-train model dir, an exported SavedModel (a version folder
     or the export base) or an exported .tflite scorer.
 
@@ -145,21 +146,28 @@ class Scorer:
 
     Raises:
       FileNotFoundError: nothing loadable at path.
-      ValueError: an enhancer, not a scorer (or a damaged spec/metadata).
+      ValueError: an enhancer, not a scorer (or a damaged spec/metadata), or
+        precision other than float32 for an export.
     """
     kind = _checked_kind(kind) or _kind(path)
     if kind == "model_dir":
-      backend = scoring.load_nima(path)
+      backend = scoring.load_nima(path, precision=precision)
     elif kind == "tflite":
       backend = tflite_runner.load_tflite(path, tflite_threads)
       if not isinstance(backend, tflite_runner.TfliteScorer):
         raise tflite_runner.TfliteError(f"{backend.path}: an enhancer, not a "
+      precision: "float32" or "bfloat16" for a model dir (`load_nima`); an
+        export runs at the precision it was exported with.
                                         "scorer")
     else:
       backend = export.resolve_saved_model(path)
     return cls(backend, kind, path, batch_size)
 
   def score(self, inputs: Union[ImageInput, Iterable[ImageInput]]
+    if precision != "float32" and kind != "model_dir":
+      raise ValueError(f"{path}: precision {precision!r} applies to a model "
+                       "dir; an export runs at the precision it was "
+                       "exported with (nima-export --precision)")
            ) -> List[Score]:
     """Scores images given as paths, numpy arrays or PIL images, in order.
 

@@ -2,6 +2,7 @@
 
   nima-export --model_dir runs/nima --kind scorer --export_dir exports/nima
   nima-export --model_dir runs/can --kind enhancer --export_dir exports/can
+      [--precision float32|bfloat16]
   nima-export --model_dir runs/nima --format tflite --quantize int8 \
       --export_dir exports/nima_tflite [--representative_dir photos/]
   nima-export --model_dir runs/can --format tflite --input_size 480x640 \
@@ -42,6 +43,11 @@ flags.DEFINE_string("representative_dir", None, "TFLite: images for int8 "
                     "training images model_spec.json records).")
 flags.DEFINE_string("input_size", None, "TFLite enhancer: fixed input size "
                     "HxW, e.g. 480x640.")
+flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16"],
+                  "SavedModel compute dtype, as enhance/nima-score "
+                  "--precision (scorer: Keras mixed_bfloat16; enhancer: the "
+                  "band schedule in bfloat16); recorded in "
+                  "model_metadata.json. TFLite: float32 only.")
 flags.mark_flag_as_required("model_dir")
 common.define_max_pixels_flag()
 flags.mark_flag_as_required("export_dir")
@@ -55,6 +61,9 @@ def main(argv):
     raise common.UsageError("--model_version must be >= 0")
   common.check_output_dir(FLAGS.export_dir, "export_dir")  # before any work
   if FLAGS.format == "tflite":
+    if FLAGS.precision != "float32":
+      raise common.UsageError("--precision bfloat16 is for --format "
+                              "saved_model (TFLite: --quantize)")
     _export_tflite()
     return
   for name in ("representative_dir", "input_size"):
@@ -68,7 +77,8 @@ def main(argv):
   try:
     path = export.export_model(FLAGS.model_dir, FLAGS.export_dir,
                                kind=FLAGS.kind, version=FLAGS.model_version,
-                               max_pixels=FLAGS.max_pixels)
+                               max_pixels=FLAGS.max_pixels,
+                               precision=FLAGS.precision)
   except export.ExportError as err:
     raise common.UsageError(str(err)) from None
   metadata = export.read_metadata(path)

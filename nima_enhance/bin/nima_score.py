@@ -3,6 +3,7 @@
 A thin wrapper over `nima_enhance.Scorer` (README "Python API").
 
   nima-score --model_dir M photo.jpg more_photos/ [--output scores.csv]
+      [--precision float32|bfloat16]
   nima-score --saved_model E/1700000000 photos/ --output scores.csv
   nima-score --tflite T/1700000000/model.tflite photos/ --output scores.csv
 """
@@ -27,6 +28,11 @@ flags.DEFINE_integer("tflite_threads", None, "TFLite interpreter threads "
                      "(default: the interpreter's).")
 flags.DEFINE_string("output", None, "CSV file (default: standard output).")
 flags.DEFINE_integer("batch_size", 32, "Images per batch.", lower_bound=1)
+flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16"],
+                  "--model_dir only: bfloat16 runs NIMA under Keras' "
+                  "mixed_bfloat16 policy (batch norm and the softmax head in "
+                  "float32), as enhance --precision; an export keeps the "
+                  "precision it was exported with.")
 common.define_gin_flags()
 common.define_max_pixels_flag()
 FLAGS = flags.FLAGS
@@ -54,6 +60,9 @@ def main(argv):
   if not paths:
     raise common.nothing_processed(f"no images in {' '.join(argv[1:])}"
                                    f" ({len(scan.skipped)} other entries)")
+  if FLAGS.precision != "float32" and not FLAGS.model_dir:
+    raise common.UsageError("--precision is for --model_dir (an export keeps "
+                            "the precision given to nima-export)")
   if FLAGS.output:
     common.check_output_file(FLAGS.output)  # before any scoring
   config.parse_gin(FLAGS.gin_file, FLAGS.gin_bindings)
@@ -62,7 +71,8 @@ def main(argv):
                                         ("tflite", FLAGS.tflite)) if p)
   try:
     scorer = api.Scorer.load(path, batch_size=FLAGS.batch_size,
-                             tflite_threads=FLAGS.tflite_threads, kind=kind)
+                             tflite_threads=FLAGS.tflite_threads, kind=kind,
+                             precision=FLAGS.precision)
   except tflite_runner.TfliteError as err:
     raise common.UsageError(str(err)) from None
   scored = scorer.score_files(paths)

@@ -328,14 +328,31 @@ def quantize(image: np.ndarray, bit_depth: int = 8) -> np.ndarray:
 
 def encode_image(image: np.ndarray, fmt: str = "png", bit_depth: int = 8,
                  jpeg_quality: int = 95) -> bytes:
-  """Encodes a float [0, 1] RGB image as PNG (8/16-bit) or JPEG (8-bit) bytes."""
+  """Encodes a float [0, 1] RGB image as PNG (8/16-bit) or JPEG (8-bit) bytes.
+
+  A uint8 image (numpy array or tf.Tensor, e.g. the enhancer's 8-bit output
+  made band by band) is taken as already quantized and encoded as it is: no
+  float or second uint8 copy of a large photo (bit_depth must be 8).
+  """
   fmt = fmt.lower()
+  dtype = getattr(image, "dtype", None)
+  dtype = getattr(dtype, "as_numpy_dtype", dtype)  # a tf.DType's numpy type
+  if dtype is not None and np.dtype(dtype) == np.uint8:
+    if bit_depth != 8:
+      raise ValueError("a uint8 image is encoded at bit_depth 8 only")
+    pixels = image
+  else:
+    pixels = None
   if fmt in ("jpg", "jpeg"):
     if bit_depth != 8:
       raise ValueError("JPEG output is 8-bit only")
-    return tf.io.encode_jpeg(quantize(image, 8), quality=jpeg_quality).numpy()
+    if pixels is None:
+      pixels = quantize(image, 8)
+    return tf.io.encode_jpeg(pixels, quality=jpeg_quality).numpy()
   if fmt == "png":
-    return tf.io.encode_png(quantize(image, bit_depth)).numpy()
+    if pixels is None:
+      pixels = quantize(image, bit_depth)
+    return tf.io.encode_png(pixels).numpy()
   raise ValueError(f"unsupported output format {fmt!r} (png or jpeg)")
 
 
@@ -371,7 +388,8 @@ def write_image(path: str, image: np.ndarray, bit_depth: Optional[int] = None,
 
   Args:
     path: destination, `.png`, `.jpg` or `.jpeg`.
-    image: float array [height, width, 3].
+    image: float array [height, width, 3], or uint8 (array or tensor,
+      written as it is; `encode_image`).
     bit_depth: 8 or 16 for PNG (default 8); JPEG is always 8.
     jpeg_quality: JPEG quality.
   """

@@ -48,7 +48,8 @@ class EnhancerBundle:
   precision: str = "float32"
   _fn: Optional[object] = None
 
-  def __call__(self, image, output_uint8: bool = False) -> np.ndarray:
+  def __call__(self, image, output_uint8: bool = False,
+               as_tensor: bool = False):
     """Enhances one RGB [h, w, 3] image at full size.
 
     Args:
@@ -56,9 +57,12 @@ class EnhancerBundle:
         converts and drops its numpy copy first saves a copy of the input).
       output_uint8: return round(255 * output) as uint8 (made band by band:
         a quarter of the float output's memory).
+      as_tensor: the band schedule returns a tf.Tensor (see
+        `can_streaming.StreamingEnhancer`); the one-piece pass returns numpy
+        regardless.
 
     Returns:
-      float32 clipped to [0, 1], or uint8.
+      float32 clipped to [0, 1], or uint8 (numpy array, or tf.Tensor).
     """
     if self._fn is None:
       if self.tile_size == 0 and self.precision == "float32":
@@ -67,7 +71,8 @@ class EnhancerBundle:
             lambda x: tf.clip_by_value(model(x, training=False), 0.0, 1.0),
             input_signature=[tf.TensorSpec([1, None, None, 3], tf.float32)],
             jit_compile=self.jit_compile)
-        def whole(image, output_uint8=False):
+        def whole(image, output_uint8=False, as_tensor=False):
+          del as_tensor  # numpy in any case
           pixels = tf.convert_to_tensor(image)
           if pixels.dtype == tf.uint8:
             pixels = tf.cast(pixels, tf.float32) / 255.0
@@ -78,7 +83,7 @@ class EnhancerBundle:
         self._fn = can_streaming.StreamingEnhancer(
             self.model, tile_size=self.tile_size,
             memory_budget_gb=self.memory_budget_gb, precision=self.precision)
-    return self._fn(image, output_uint8=output_uint8)
+    return self._fn(image, output_uint8=output_uint8, as_tensor=as_tensor)
 
 
 def _compact_pixels(image: np.ndarray) -> tf.Tensor:
@@ -157,38 +162,46 @@ def enhance_files(enhancer: EnhancerBundle, paths: Sequence[str],
   names = image_files.output_names(paths, ext)
   written, skipped = [], {}
   for path in paths:
+    out_path = os.path.join(output_dir, names[path])
     try:
-      image = images.read_image(path)
+      _enhance_file(enhancer, path, out_path, bit_depth)
     except images.ImageReadError as err:
       logging.warning("skipped %s", err)
       skipped[path] = str(err)
       continue
-    out_path = os.path.join(output_dir, names[path])
-    pixels = (_compact_pixels(image) if isinstance(enhancer, EnhancerBundle)
-              else tf.convert_to_tensor(image, tf.float32))
-    del image  # one copy of the input only, while the CAN runs
-    try:
-      if isinstance(enhancer, EnhancerBundle) and bit_depth == 8:
-        # 8-bit output made band by band; the float copy for write_image is
-        # made once the CAN's memory is free (k / 255 quantizes back to k).
-        enhanced = enhancer(pixels, output_uint8=True)
-      else:
-        enhanced = enhancer(pixels)
     except (MemoryError, tf.errors.ResourceExhaustedError,
             tf.errors.InvalidArgumentError) as err:
       # One photo that does not fit (or that the graph rejects) must not end
-      # a batch run: name it, skip it, go on.
+      # a batch run: name it, skip it, go on. (The output is written
+      # atomically, so a failure leaves no partial file.)
       reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
       logging.warning("skipped %s: %s", path, reason)
       skipped[path] = f"{path}: enhancement failed ({type(err).__name__}: " \
                       f"{reason[:200]})"
       continue
-    del pixels
-    if enhanced.dtype == np.uint8:
-      # write_image takes float; one float copy, scaled in place.
-      enhanced = enhanced.astype(np.float32)
-      enhanced /= np.float32(255.0)
-    images.write_image(out_path, enhanced, bit_depth=bit_depth)
     written.append(out_path)
     logging.info("%s -> %s", path, out_path)
   return {"written": written, "skipped": skipped}
+
+
+def _enhance_file(enhancer, path: str, out_path: str, bit_depth: int) -> None:
+  """Reads, enhances and writes one photo, holding one copy at a time.
+
+  Raises:
+    images.ImageReadError: the photo cannot be read.
+    MemoryError, tf.errors.OpError: decoding, the CAN or encoding failed.
+  """
+  image = images.read_image(path)
+  bundle = isinstance(enhancer, EnhancerBundle)
+  pixels = (_compact_pixels(image) if bundle
+            else tf.convert_to_tensor(image, tf.float32))
+  del image  # one copy of the input only, while the CAN runs
+  if bundle and bit_depth == 8:
+    # 8-bit output made band by band and kept as a tensor: transposed and
+    # encoded in TensorFlow's allocator, which still holds the CAN's working
+    # memory, instead of numpy copies on top of it (docs/can_streaming.md).
+    enhanced = enhancer(pixels, output_uint8=True, as_tensor=True)
+  else:
+    enhanced = enhancer(pixels)
+  del pixels
+  images.write_image(out_path, enhanced, bit_depth=bit_depth)

@@ -369,16 +369,26 @@ class StreamingEnhancer:
             input_signature=[tf.TensorSpec([None, None, 3], in_dtype)])
         for in_dtype in (tf.float32, tf.uint8) for out_uint8 in (False, True)}
 
-  def __call__(self, image, output_uint8: bool = False) -> np.ndarray:
+  def __call__(self, image, output_uint8: bool = False,
+               as_tensor: bool = False):
     """float [h, w, 3] in [0, 1] or uint8 (numpy or tensor) -> enhanced.
 
     Returns float32 clipped to [0, 1], or uint8 round(255 x) when
-    output_uint8. A wide image's result is a transposed view (no copy).
+    output_uint8. As numpy, a wide image's result is a transposed view (no
+    copy). `as_tensor` returns an upright tf.Tensor instead: its memory comes
+    from TensorFlow's allocator, which keeps the CAN's working memory after
+    the loop, so transposing and encoding it there (`images.encode_image`
+    takes uint8 tensors) adds nothing to the process's peak, where numpy
+    copies would sit on top of it (docs/can_streaming.md, "Write phase").
     """
     pixels = tf.convert_to_tensor(image)
     del image  # a caller that passes a tensor frees its pixels early
     if pixels.dtype != tf.uint8:
       pixels = tf.cast(pixels, tf.float32)
     height, width = int(pixels.shape[0]), int(pixels.shape[1])
-    out = self._fns[(pixels.dtype, bool(output_uint8))](pixels).numpy()
+    out = self._fns[(pixels.dtype, bool(output_uint8))](pixels)
+    del pixels
+    if as_tensor:
+      return tf.transpose(out, [1, 0, 2]) if width > height else out
+    out = out.numpy()
     return np.swapaxes(out, 0, 1) if width > height else out

@@ -153,15 +153,38 @@ class NimaBundle:
     return self._predict(pixels)
 
 
-def load_nima(model_dir: str) -> NimaBundle:
+# Inference precisions of a restored NIMA (nima-score / nima-export
+# --precision; the same meaning as enhance --precision).
+PRECISIONS = ("float32", "bfloat16")
+
+
+def load_nima(model_dir: str, precision: str = "float32") -> NimaBundle:
   """Rebuilds NIMA from model_dir and restores its latest checkpoint.
+
+  Args:
+    model_dir: a nima-train model dir.
+    precision: "float32", or "bfloat16": the model is built under Keras'
+      mixed_bfloat16 policy (convolutions and activations in bfloat16,
+      weights kept in float32; batch normalization computes in float32 and
+      the softmax head is float32, see `build_nima`), for hardware with
+      bfloat16 units.
 
   Raises:
     FileNotFoundError: no model_spec.json or no checkpoint in model_dir.
+    ValueError: an unknown precision.
   """
+  if precision not in PRECISIONS:
+    raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, "
+                     f"got {precision!r}")
   spec, checkpoint = model_dir_lib.open_model_dir(model_dir, "nima")
-  model = model_dir_lib.build_from_spec(spec, build_nima,
-                                        weights=None)
+  policy = keras.config.dtype_policy()
+  if precision == "bfloat16":
+    keras.config.set_dtype_policy("mixed_bfloat16")
+  try:
+    model = model_dir_lib.build_from_spec(spec, build_nima,
+                                          weights=None)
+  finally:
+    keras.config.set_dtype_policy(policy)  # the caller's policy, unchanged
   model_dir_lib.restore(model, checkpoint)
   model.trainable = False
   return NimaBundle(model, spec["preprocessing"], spec, checkpoint)

@@ -317,7 +317,8 @@ def _free_version(export_dir: str, version: Optional[int]) -> int:
 
 def export_model(model_dir: str, export_dir: str, kind: Optional[str] = None,
                  version: Optional[int] = None,
-                 max_pixels: Optional[int] = None) -> str:
+                 max_pixels: Optional[int] = None,
+                 precision: str = "float32") -> str:
   """Exports the latest checkpoint of model_dir as a versioned SavedModel.
 
   The SavedModel is written to a hidden temporary folder inside export_dir
@@ -332,6 +333,9 @@ def export_model(model_dir: str, export_dir: str, kind: Optional[str] = None,
     version: integer version folder; default: current time in seconds.
     max_pixels: the bytes signatures' pixel limit, checked from the header
       before decoding (default: images.get_max_pixels(), 200 MP).
+    precision: "float32" or "bfloat16", the compute dtype of the exported
+      graph (scorer: `load_nima`'s mixed_bfloat16; enhancer: the band
+      schedule's activations, can_streaming). Recorded in the metadata.
 
   Returns:
     the path of the written version folder.
@@ -340,10 +344,14 @@ def export_model(model_dir: str, export_dir: str, kind: Optional[str] = None,
     ExportError: kind does not match the model dir, or the version exists.
     FileNotFoundError: no model_spec.json or no checkpoint.
   """
+  if precision not in can_streaming.PRECISIONS:
+    raise ExportError(f"precision must be one of "
+                      f"{', '.join(can_streaming.PRECISIONS)}, got "
+                      f"{precision!r}")
   spec = _read_spec(model_dir)
   kind = _kind_of(spec, model_dir, kind)
   if kind == SCORER:
-    bundle = scoring.load_nima(model_dir)
+    bundle = scoring.load_nima(model_dir, precision=precision)
     module = make_scorer_module(bundle.model, bundle.preprocessing)
     checkpoint = bundle.checkpoint
     signatures = {
@@ -356,7 +364,7 @@ def export_model(model_dir: str, export_dir: str, kind: Optional[str] = None,
              "score_buckets": list(range(1, 11))}
   else:
     bundle = enhancement.load_enhancer(model_dir)
-    module = make_enhancer_module(bundle.model)
+    module = make_enhancer_module(bundle.model, precision=precision)
     checkpoint = bundle.checkpoint
     signatures = {
         "enhance_image_bytes": module.enhance_image_bytes,
@@ -378,6 +386,7 @@ def export_model(model_dir: str, export_dir: str, kind: Optional[str] = None,
       "default_signature": DEFAULT_SIGNATURE[kind],
       "signatures": SIGNATURES[kind],
       "tensorflow_version": tf.__version__,
+      "precision": precision,
       "max_pixels": int(max_pixels or images.get_max_pixels())}
 
   os.makedirs(export_dir, exist_ok=True)
