@@ -96,6 +96,18 @@ def _checked_kind(kind: Optional[str]) -> Optional[str]:
   return kind
 
 
+def _load_tflite(path: str, threads: Optional[int], expected: type):
+  """The .tflite model at path; TfliteError if it is the other kind."""
+  backend = tflite_runner.load_tflite(path, threads)
+  if not isinstance(backend, expected):
+    names = {tflite_runner.TfliteScorer: "a scorer",
+             tflite_runner.TfliteEnhancer: "an enhancer"}
+    found = next(n for cls, n in names.items() if isinstance(backend, cls))
+    raise tflite_runner.TfliteError(f"{backend.path}: {found}, not "
+                                    f"{names[expected]}")
+  return backend
+
+
 def as_array(image, name: str) -> np.ndarray:
   """A numpy array, tf.Tensor or PIL image as a numpy array (PIL images get
   their EXIF orientation applied, as files do)."""
@@ -143,6 +155,8 @@ class Scorer:
       batch_size: images per batch when scoring files.
       tflite_threads: TFLite interpreter threads (default: its own).
       kind: "model_dir", "saved_model" or "tflite"; None: found from path.
+      precision: "float32" or "bfloat16" for a model dir (`load_nima`); an
+        export runs at the precision it was exported with.
 
     Raises:
       FileNotFoundError: nothing loadable at path.
@@ -150,24 +164,19 @@ class Scorer:
         precision other than float32 for an export.
     """
     kind = _checked_kind(kind) or _kind(path)
+    if precision != "float32" and kind != "model_dir":
+      raise ValueError(f"{path}: precision {precision!r} applies to a model "
+                       "dir; an export runs at the precision it was "
+                       "exported with (nima-export --precision)")
     if kind == "model_dir":
       backend = scoring.load_nima(path, precision=precision)
     elif kind == "tflite":
-      backend = tflite_runner.load_tflite(path, tflite_threads)
-      if not isinstance(backend, tflite_runner.TfliteScorer):
-        raise tflite_runner.TfliteError(f"{backend.path}: an enhancer, not a "
-      precision: "float32" or "bfloat16" for a model dir (`load_nima`); an
-        export runs at the precision it was exported with.
-                                        "scorer")
+      backend = _load_tflite(path, tflite_threads, tflite_runner.TfliteScorer)
     else:
       backend = export.resolve_saved_model(path)
     return cls(backend, kind, path, batch_size)
 
   def score(self, inputs: Union[ImageInput, Iterable[ImageInput]]
-    if precision != "float32" and kind != "model_dir":
-      raise ValueError(f"{path}: precision {precision!r} applies to a model "
-                       "dir; an export runs at the precision it was "
-                       "exported with (nima-export --precision)")
            ) -> List[Score]:
     """Scores images given as paths, numpy arrays or PIL images, in order.
 
@@ -215,8 +224,7 @@ class Scorer:
         self._signature = export.load_signature(self._backend, "score_images")
       return self._signature[1](images=tf.constant(image[None] * 255.0))[
           "distribution"][0].numpy()
-    pixels = scoring.eval_pixels(image, self._backend.preprocessing)
-    return np.asarray(self._backend.predict(pixels[None]))[0]
+    return scoring.score_array(self._backend, image)
 
 
 class Enhancer:
@@ -246,10 +254,8 @@ class Enhancer:
           path, jit_compile=jit_compile, tile_size=tile_size,
           memory_budget_gb=memory_budget_gb, precision=precision)
     elif kind == "tflite":
-      backend = tflite_runner.load_tflite(path, tflite_threads)
-      if not isinstance(backend, tflite_runner.TfliteEnhancer):
-        raise tflite_runner.TfliteError(f"{backend.path}: a scorer, not an "
-                                        "enhancer")
+      backend = _load_tflite(path, tflite_threads,
+                             tflite_runner.TfliteEnhancer)
     else:
       backend = export.load_enhancer(path)
     return cls(backend, kind, path)

@@ -14,8 +14,10 @@ the same search as `--gin_file`, so gin never falls back to its package-path
 reader (which logs an ERROR line for every relative include).
 
 `gin.tf` is deliberately not used (it imports `tf.estimator`, which TF 2.16+ no
-longer ships), so the operative config is written by `write_operative_config`
-on the chief.
+longer ships), so the operative config is written by `train.loop` on the
+chief. This module imports no other module of the project: it is the lowest
+layer (docs/architecture.md, "Layers"), so data pipelines can raise
+`ConfigError` without an upward import.
 """
 
 from __future__ import annotations
@@ -28,8 +30,6 @@ import re
 from typing import Callable, Dict, Optional, Sequence
 
 import gin
-
-from nima_enhance.data import images
 
 _REPO_GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "gin")
@@ -206,13 +206,6 @@ def configured_arguments(function: Callable, keys: Optional[Sequence[str]] = Non
     except ValueError:  # Not bound (gin raises ValueError for that).
       args[key] = parameter.default
   return args
-
-
-def write_operative_config(model_dir: str) -> str:
-  """Writes `operative_config.gin` atomically to model_dir; returns the path."""
-  path = os.path.join(model_dir, "operative_config.gin")
-  images.atomic_write_bytes(path, gin.operative_config_str().encode("utf-8"))
-  return path
 
 
 def _first_line(err: Exception) -> str:

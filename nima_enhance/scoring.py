@@ -41,6 +41,18 @@ def eval_pixels(image: np.ndarray,
       tf.convert_to_tensor(image, tf.float32)).numpy()
 
 
+def score_array(bundle, image: np.ndarray) -> np.ndarray:
+  """The [10] distribution of one float [0, 1] [h, w, 3] image.
+
+  The one in-memory scoring path (the `Scorer` API on arrays, enhance-eval's
+  NIMA statistics): the image is prepared as `score_files` prepares a decoded
+  file and goes through the bundle's `predict`. `bundle` is a NimaBundle or
+  anything with its `preprocessing` and `predict` (a TFLite scorer).
+  """
+  pixels = eval_pixels(image, bundle.preprocessing)
+  return np.asarray(bundle.predict(pixels[None]))[0]
+
+
 @dataclasses.dataclass
 class ScoredImage:
   path: str

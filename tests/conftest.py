@@ -30,3 +30,16 @@ def real_photos():
   from skimage import data  # pylint: disable=g-import-not-at-top
   names = ["astronaut", "coffee", "chelsea", "rocket"]
   return {n: getattr(data, n)().astype(np.float32) / 255.0 for n in names}
+
+
+@pytest.fixture()
+def clean_gin():
+  """Empties gin's global configuration before and after a test.
+
+  Modules whose tests parse gin use it for every test:
+  `pytestmark = pytest.mark.usefixtures("clean_gin")`.
+  """
+  import gin  # pylint: disable=g-import-not-at-top
+  gin.clear_config()
+  yield
+  gin.clear_config()

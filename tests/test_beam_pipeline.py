@@ -12,28 +12,16 @@ from data_prep import beam_pipeline
 from data_prep import targets
 from nima_enhance import config
 from nima_enhance.data import images
+import targets_helpers
+from targets_helpers import FAST_LLF
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FAST_LLF = dict(sigma_r=0.2, alpha=0.5, beta=1.0, domain="linear",
-                levels=None, method="fast", num_samples=8)
 
 
 @pytest.fixture()
 def input_dir(tmp_path, real_photos):
-  folder = tmp_path / "in"
-  folder.mkdir()
-  images.write_image(str(folder / "coffee.png"),
-                     images.resize(real_photos["coffee"], (40, 60)))
-  images.write_image(str(folder / "rocket.jpg"),
-                     images.resize(real_photos["rocket"], (36, 48)))
-  images.write_image(str(folder / "chelsea.png"),
-                     images.resize(real_photos["chelsea"], (30, 44)),
-                     bit_depth=16)
-  data = images.encode_image(images.resize(real_photos["chelsea"], (30, 40)),
-                             "jpeg")
-  (folder / "truncated.jpg").write_bytes(data[:len(data) // 2])
-  (folder / "notes.jpg").write_text("not an image")
-  return str(folder)
+  return targets_helpers.write_input_dir(str(tmp_path / "in"), real_photos,
+                                         with_16bit_png=True)
 
 
 def _files(folder):

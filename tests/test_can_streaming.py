@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nima_enhance import enhancement
+from nima_enhance.enhance import inference
 from nima_enhance.models import can
 from nima_enhance.models import can_streaming
 from nima_enhance.serving import export
@@ -163,12 +163,12 @@ def test_bad_options(model):
 def test_load_enhancer_and_export_use_the_bands(tmp_path):
   can_dir = serving_helpers.make_can_dir(str(tmp_path / "can"))
   image = _photo(70, 50, "chelsea")
-  one_piece = enhancement.load_enhancer(can_dir, tile_size=0,
+  one_piece = inference.load_enhancer(can_dir, tile_size=0,
                                         jit_compile=False)
   reference = _keras(one_piece.model, image)
   assert np.abs(one_piece(image) - reference).max() < 1e-5
   for tile in (None, 9):
-    bundle = enhancement.load_enhancer(can_dir, tile_size=tile)
+    bundle = inference.load_enhancer(can_dir, tile_size=tile)
     assert np.abs(bundle(image) - reference).max() < 1e-4
   module = export.make_enhancer_module(one_piece.model, tile_size=9)
   batch = np.stack([image, image[::-1]])
@@ -191,11 +191,11 @@ def test_enhance_files_8bit_path_equals_float_path(tmp_path, model):
   """enhance's memory-saving path (uint8 in, uint8 out) writes the pixels
   the float path would, and a photo that fails is skipped, not fatal."""
   from nima_enhance.data import images  # pylint: disable=g-import-not-at-top
-  bundle = enhancement.EnhancerBundle(model, {}, "", tile_size=11)
+  bundle = inference.EnhancerBundle(model, {}, "", tile_size=11)
   photo = images.quantize(_photo(40, 30, "coffee")).astype(np.float32) / 255
-  compact = enhancement._compact_pixels(photo)  # pylint: disable=protected-access
+  compact = inference._compact_pixels(photo)  # pylint: disable=protected-access
   assert compact.dtype == tf.uint8
-  assert enhancement._compact_pixels(photo * 0.999).dtype == tf.float32  # pylint: disable=protected-access
+  assert inference._compact_pixels(photo * 0.999).dtype == tf.float32  # pylint: disable=protected-access
   expected = images.quantize(bundle(photo))
   # uint8 in scales by 1/255 in graph: at most a float-rounding tie apart.
   assert np.abs(bundle(compact, output_uint8=True).astype(int)
@@ -217,12 +217,12 @@ def test_enhance_files_8bit_path_equals_float_path(tmp_path, model):
         raise tf.errors.ResourceExhaustedError(None, None, "OOM at 48 MP")
       return bundle(pixels, output_uint8=output_uint8)
 
-  result = enhancement.enhance_files(FailsOnce(), [bad, good],
+  result = inference.enhance_files(FailsOnce(), [bad, good],
                                      str(tmp_path / "out"))
   assert list(result["skipped"]) == [bad] and "OOM" in result["skipped"][bad]
   written = images.read_image(result["written"][0])
   assert np.array_equal(images.quantize(written), expected)
   # The bundle itself takes the uint8 path end to end.
-  direct = enhancement.enhance_files(bundle, [good], str(tmp_path / "u8"))
+  direct = inference.enhance_files(bundle, [good], str(tmp_path / "u8"))
   written = images.quantize(images.read_image(direct["written"][0]))
   assert np.abs(written.astype(int) - expected).max() <= 1

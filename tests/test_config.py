@@ -9,11 +9,7 @@ from nima_enhance import config
 from nima_enhance import losses
 
 
-@pytest.fixture(autouse=True)
-def _clean_gin():
-  gin.clear_config()
-  yield
-  gin.clear_config()
+pytestmark = pytest.mark.usefixtures("clean_gin")  # conftest.py
 
 
 def test_includes_resolve_quietly_with_file_line_numbers(tmp_path, caplog):

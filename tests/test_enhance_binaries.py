@@ -17,9 +17,11 @@ import pytest
 
 import enhance_helpers
 from nima_enhance import config
-from nima_enhance import enhancement
-from nima_enhance import sweep
 from nima_enhance.data import images
+from nima_enhance.enhance import evaluate as enhance_eval
+from nima_enhance.enhance import inference
+from nima_enhance.enhance import sweep
+from nima_enhance.enhance import train as enhance_train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAMES = enhance_helpers.TRAIN_PHOTOS + enhance_helpers.TEST_PHOTOS
@@ -27,11 +29,7 @@ NAMES = enhance_helpers.TRAIN_PHOTOS + enhance_helpers.TEST_PHOTOS
 SHORT = ["demo/enhance_small.gin"]
 
 
-@pytest.fixture(autouse=True)
-def clean_gin():
-  gin.clear_config()
-  yield
-  gin.clear_config()
+pytestmark = pytest.mark.usefixtures("clean_gin")  # conftest.py
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +68,8 @@ def test_bad_input_is_one_line_exit_2(module, args, message):
 def _train(data_dir, model_dir, bindings, nima_dir=None):
   config.parse_gin(SHORT, ["train_loop.progress = False"] + bindings,
                    finalize=False)
-  result = enhancement.train_enhancer(
-      data_dir, enhancement.resolve_target(None), model_dir,
+  result = enhance_train.train_enhancer(
+      data_dir, enhance_train.resolve_target(None), model_dir,
       nima_model_dir=nima_dir)
   gin.clear_config()
   return result
@@ -82,7 +80,7 @@ def test_training_beats_the_input_on_held_out_photos(tmp_path, pairs_dir):
   model_dir = str(tmp_path / "model")
   _train(pairs_dir, model_dir, ["perceptual_loss.gamma = 0.0",
                                 "train_loop.num_steps = 50"])
-  result = enhancement.evaluate_enhancer(pairs_dir, "local_laplacian",
+  result = enhance_eval.evaluate_enhancer(pairs_dir, "local_laplacian",
                                          model_dir, str(tmp_path / "eval"))
   assert result["num_images"] == 4  # the held-out half
   psnr_in, psnr_out = (result["psnr_input"]["mean"],
@@ -95,9 +93,9 @@ def test_training_beats_the_input_on_held_out_photos(tmp_path, pairs_dir):
   assert psnr_out > psnr_in + 4.0
   # Cross-check against an independent PSNR of what `enhance` writes.
   out_dir = str(tmp_path / "out")
-  bundle = enhancement.load_enhancer(model_dir)
+  bundle = inference.load_enhancer(model_dir)
   inputs = sorted(os.listdir(os.path.join(pairs_dir, "input")))[4:]
-  written = enhancement.enhance_files(
+  written = inference.enhance_files(
       bundle, [os.path.join(pairs_dir, "input", n) for n in inputs], out_dir,
       bit_depth=16)["written"]
   rows = {r["name"]: r for r in result["per_image"]}

@@ -10,11 +10,7 @@ from nima_enhance import config
 from nima_enhance.train import enhancer_task
 
 
-@pytest.fixture(autouse=True)
-def _clean_gin():
-  gin.clear_config()
-  yield
-  gin.clear_config()
+pytestmark = pytest.mark.usefixtures("clean_gin")  # conftest.py
 
 
 @pytest.fixture(scope="module")

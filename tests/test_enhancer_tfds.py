@@ -132,8 +132,8 @@ def test_build_tfds_then_enhance_train_and_eval(pairs_dir, tmp_path):
   # enhance-eval's code path on the records' test split (in process: one
   # binary start less).
   from nima_enhance import config  # pylint: disable=g-import-not-at-top
-  from nima_enhance import enhancement  # pylint: disable=g-import-not-at-top
-  result = enhancement.evaluate_enhancer(
+  from nima_enhance.enhance import evaluate as enhance_eval  # pylint: disable=g-import-not-at-top
+  result = enhance_eval.evaluate_enhancer(
       data_dir, "local_laplacian", model_dir, str(tmp_path / "eval"),
       num_grids=0, data_source="tfds")
   assert result["num_images"] == 2
@@ -141,6 +141,6 @@ def test_build_tfds_then_enhance_train_and_eval(pairs_dir, tmp_path):
                                                              "04_brick"]
   # The records carry their split; a split file is refused in one line.
   with pytest.raises(config.ConfigError, match="--split_file"):
-    enhancement.evaluate_enhancer(data_dir, "local_laplacian", model_dir,
+    enhance_eval.evaluate_enhancer(data_dir, "local_laplacian", model_dir,
                                   str(tmp_path / "eval2"), split_file=__file__,
                                   data_source="tfds")

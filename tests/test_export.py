@@ -1,7 +1,7 @@
 """nima_enhance.serving.export in process: layout, signatures, equivalence.
 
 Every SavedModel output is compared with the restored checkpoint run through
-the library's own path (scoring.score_files / enhancement.load_enhancer) on
+the library's own path (scoring.score_files / inference.load_enhancer) on
 real photos encoded as JPEG and PNG.
 """
 
@@ -12,10 +12,10 @@ import pytest
 import tensorflow as tf
 
 import serving_helpers as helpers
-from nima_enhance import enhancement
 from nima_enhance import scoring
 from nima_enhance.data import ava
 from nima_enhance.data import images
+from nima_enhance.enhance import inference
 from nima_enhance.serving import export
 
 TOL = 1e-4
@@ -146,7 +146,7 @@ def test_enhancer_signatures_match_checkpoint(can_dir, enhancer_export):
   loaded = tf.saved_model.load(enhancer_export[1])
   assert set(loaded.signatures) == {"serving_default", "enhance_image_bytes",
                                     "enhance", "enhance_image_bytes_rest"}
-  bundle = enhancement.load_enhancer(can_dir)
+  bundle = inference.load_enhancer(can_dir)
   shapes = set()
   for data in helpers.enhancer_requests().values():
     image = images.decode_image_bytes(data)
@@ -180,7 +180,7 @@ def test_load_enhancer_is_a_drop_in_for_the_bundle(can_dir, enhancer_export,
   assert served.metadata["kind"] == "enhancer"
   image = images.decode_image_bytes(helpers.enhancer_requests()["coffee.jpg"])
   np.testing.assert_allclose(served(image),
-                             enhancement.load_enhancer(can_dir)(image),
+                             inference.load_enhancer(can_dir)(image),
                              atol=TOL, rtol=0)
   with pytest.raises(export.ExportError, match="wrong kind"):
     export.load_enhancer(scorer_export[1])

@@ -17,22 +17,12 @@ import pytest
 
 from nima_enhance.data import synthetic
 
+from binary_helpers import ENV
+from binary_helpers import assert_one_line_error as _assert_one_line_error
+from binary_helpers import run_binary as _run
+
 SMALL = ["--gin_file", "nima/from_scratch_small.gin",
          "--gin_bindings", "preprocessing_config.image_size = (48, 64)"]
-ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-
-
-def _run(module, *args, timeout=300):
-  return subprocess.run([sys.executable, "-m", f"nima_enhance.bin.{module}",
-                         *args], capture_output=True, text=True,
-                        timeout=timeout, env=ENV)
-
-
-def _assert_one_line_error(proc, fragment):
-  assert proc.returncode == 2, proc.stderr[-2000:]
-  assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
-  last = proc.stderr.strip().splitlines()[-1]
-  assert "error:" in last and fragment in last, last
 
 
 @pytest.fixture(scope="module")

@@ -16,11 +16,7 @@ from nima_enhance.train import enhancer_task
 from nima_enhance.train import loop
 
 
-@pytest.fixture(autouse=True)
-def clean_gin():
-  gin.clear_config()
-  yield
-  gin.clear_config()
+pytestmark = pytest.mark.usefixtures("clean_gin")  # conftest.py
 
 
 @pytest.fixture(scope="module")

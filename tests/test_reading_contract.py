@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from nima_enhance.data import image_check
 from nima_enhance.data import image_files
 from nima_enhance.data import image_headers
 from nima_enhance.data import images
@@ -157,10 +158,10 @@ def test_check_files_caches_strict_verdicts(zoo, tmp_path):
 
   def check(path):
     calls.append(path)
-    return image_files._verdict(path, None)  # pylint: disable=protected-access
+    return image_check._verdict(path, None)  # pylint: disable=protected-access
 
-  first = image_files.check_files(paths, cache, check=check)
+  first = image_check.check_files(paths, cache, check=check)
   assert first[paths[0]] is None and first[paths[2]] is None
   assert "corrupt JPEG data" in first[paths[1]]
-  assert image_files.check_files(paths, cache, check=check) == first
+  assert image_check.check_files(paths, cache, check=check) == first
   assert len(calls) == 3  # the second run came from the cache

@@ -17,25 +17,18 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from binary_helpers import ENV
+from binary_helpers import REPO
+from binary_helpers import run_binary as _run
 import image_zoo
 import serving_helpers
-from nima_enhance import enhancement
 from nima_enhance import scoring
 from nima_enhance.data import ava
 from nima_enhance.data import fivek
 from nima_enhance.data import image_files
 from nima_enhance.data import images
+from nima_enhance.enhance import inference
 from nima_enhance.serving import export
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = dict(os.environ, PYTHONPATH=REPO, CUDA_VISIBLE_DEVICES="",
-           TF_CPP_MIN_LOG_LEVEL="2")
-
-
-def _run(module, *args):
-  return subprocess.run([sys.executable, "-m", f"nima_enhance.bin.{module}",
-                         *args], capture_output=True, text=True, env=ENV,
-                        timeout=300, cwd=REPO)
 
 
 @pytest.fixture(scope="module")
@@ -144,9 +137,9 @@ def test_score_image_bytes_signature_on_the_zoo(zoo, nima_dir, tmp_path):
 def test_enhance_image_bytes_signature_is_upright(zoo, can_dir, tmp_path):
   path = export.export_model(can_dir, str(tmp_path / "e"))
   signature = tf.saved_model.load(path).signatures["enhance_image_bytes"]
-  bundle = enhancement.load_enhancer(can_dir, tile_size=0) if (
-      "tile_size" in enhancement.load_enhancer.__code__.co_varnames) else (
-          enhancement.load_enhancer(can_dir))
+  bundle = inference.load_enhancer(can_dir, tile_size=0) if (
+      "tile_size" in inference.load_enhancer.__code__.co_varnames) else (
+          inference.load_enhancer(can_dir))
   for name in ("orientation_6.jpg", "rgba.png", "alpha.webp"):
     data = tf.constant(open(zoo[name].path, "rb").read())
     png = tf.io.decode_png(signature(image=data)["image"]).numpy()
@@ -174,7 +167,7 @@ def test_enhance_binary_on_the_zoo(zoo, zoo_dir, can_dir, tmp_path):
                      "orientation_6.png", "rgb16.png", "rgba.png"], written
   assert "wrote 6 images" in proc.stdout and "skipped 1" in proc.stdout
   assert "damaged_middle.jpg" in proc.stderr
-  bundle = enhancement.load_enhancer(can_dir)
+  bundle = inference.load_enhancer(can_dir)
   for name in ("orientation_6", "rgba", "rgb16", "lossless"):
     source = [n for n in names if n.startswith(name)][0]
     result = images.read_image(os.path.join(out, name + ".png"))

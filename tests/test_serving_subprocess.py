@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from binary_helpers import run_binary as _run
 import serving_helpers as helpers
-from nima_enhance import enhancement
 from nima_enhance import scoring
 from nima_enhance.data import ava
 from nima_enhance.data import images
+from nima_enhance.enhance import inference
 from nima_enhance.serving import export
 
 TOL = 1e-4
@@ -125,7 +126,7 @@ def test_fresh_process_without_package_matches_checkpoint(models, tmp_path):
       "score_images": np.abs(out["score_images_distribution"][0]
                              - expected[2]).max(),
       "after_error": abs(out["after_error_mean"][0] - reference[0].mean)}
-  bundle = enhancement.load_enhancer(models["can_dir"])
+  bundle = inference.load_enhancer(models["can_dir"])
   sizes = set()
   for i, data in enumerate(enhancer_requests):
     expected_image = bundle(images.decode_image_bytes(data))
@@ -166,12 +167,6 @@ def test_saved_model_cli_lists_signatures(models, kind, signatures):
   for name, dtype in signatures.items():
     block = text.split(f"signature_def['{name}']")[1].split("signature_def[")[0]
     assert f"dtype: {dtype}" in block, block
-
-
-def _run(module, *args):
-  return subprocess.run([sys.executable, "-m", f"nima_enhance.bin.{module}",
-                         *args], capture_output=True, text=True, timeout=300,
-                        env=ENV)
 
 
 @pytest.mark.slow

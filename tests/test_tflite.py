@@ -10,8 +10,6 @@ import csv
 import io
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -23,23 +21,12 @@ from nima_enhance.data import synthetic
 from nima_enhance.serving import export
 from nima_enhance.serving import tflite
 
+from binary_helpers import ENV
+from binary_helpers import assert_one_line_error as _assert_one_line_error
+from binary_helpers import run_binary as _run
 import serving_helpers as helpers
 
-ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
 SIZE = (48, 64)
-
-
-def _run(module, *args, timeout=300):
-  return subprocess.run([sys.executable, "-m", f"nima_enhance.bin.{module}",
-                         *args], capture_output=True, text=True,
-                        timeout=timeout, env=ENV)
-
-
-def _assert_one_line_error(proc, fragment):
-  assert proc.returncode == 2, proc.stderr[-2000:]
-  assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
-  last = proc.stderr.strip().splitlines()[-1]
-  assert "error:" in last and fragment in last, last
 
 
 @pytest.fixture(scope="module")

@@ -35,11 +35,12 @@ def main(argv):
   data_dir = common.pairs_data_dir(FLAGS)
   common.require_dirs(model_dir=FLAGS.model_dir)
   from nima_enhance import config  # pylint: disable=g-import-not-at-top
-  from nima_enhance import enhancement  # pylint: disable=g-import-not-at-top
+  from nima_enhance.enhance import evaluate as enhance_eval  # pylint: disable=g-import-not-at-top
+  from nima_enhance.enhance import train as enhance_train  # pylint: disable=g-import-not-at-top
   common.check_output_dir(FLAGS.output_dir)  # before any work
   config.parse_gin(FLAGS.gin_file, FLAGS.gin_bindings)
-  result = enhancement.evaluate_enhancer(
-      data_dir, enhancement.resolve_target(FLAGS.target, FLAGS.model_dir),
+  result = enhance_eval.evaluate_enhancer(
+      data_dir, enhance_train.resolve_target(FLAGS.target, FLAGS.model_dir),
       FLAGS.model_dir, FLAGS.output_dir,
       nima_model_dir=FLAGS.nima_model_dir, split=FLAGS.split,
       split_file=FLAGS.split_file, num_grids=FLAGS.num_grids,

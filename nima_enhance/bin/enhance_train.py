@@ -30,9 +30,9 @@ def main(argv):
   data_dir = common.pairs_data_dir(FLAGS)
   common.require_dirs(nima_model_dir=FLAGS.nima_model_dir)
   strategy = common.setup_training(FLAGS)
-  from nima_enhance import enhancement  # pylint: disable=g-import-not-at-top
-  result = enhancement.train_enhancer(
-      data_dir, enhancement.resolve_target(FLAGS.target), FLAGS.model_dir,
+  from nima_enhance.enhance import train as enhance_train  # pylint: disable=g-import-not-at-top
+  result = enhance_train.train_enhancer(
+      data_dir, enhance_train.resolve_target(FLAGS.target), FLAGS.model_dir,
       nima_model_dir=FLAGS.nima_model_dir, split_file=FLAGS.split_file,
       strategy=strategy, seed=FLAGS.seed, data_source=FLAGS.data_source)
   logging.info("Finished at step %d, loss %.6f, %.2f steps/s",

@@ -34,13 +34,13 @@ def main(argv):
     raise common.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   data_dir = common.pairs_data_dir(FLAGS)
   common.require_dirs(nima_model_dir=FLAGS.nima_model_dir)
-  from nima_enhance import enhancement  # pylint: disable=g-import-not-at-top
-  from nima_enhance import sweep  # pylint: disable=g-import-not-at-top
+  from nima_enhance.enhance import sweep  # pylint: disable=g-import-not-at-top
+  from nima_enhance.enhance import train as enhance_train  # pylint: disable=g-import-not-at-top
   gammas = sweep.parse_gammas(FLAGS.gammas) if FLAGS.gammas else None
   # Validates the gin files once up front (and sets up the strategy).
   strategy = common.setup_training(FLAGS)
   rows = sweep.run_sweep(
-      data_dir, enhancement.resolve_target(FLAGS.target),
+      data_dir, enhance_train.resolve_target(FLAGS.target),
       FLAGS.output_dir, gammas,
       nima_model_dir=FLAGS.nima_model_dir, gin_files=FLAGS.gin_file,
       gin_bindings=FLAGS.gin_bindings, split_file=FLAGS.split_file,

@@ -24,6 +24,7 @@ import gin
 import tensorflow as tf
 
 from nima_enhance import config
+from nima_enhance.data import image_check
 from nima_enhance.data import image_files
 from nima_enhance.data import images
 from nima_enhance.data import splits
@@ -154,7 +155,7 @@ def find_pairs(data_dir: str, target: str, split: str = "train",
     candidates.append((name, inputs[name], target_path))
   # The strict decode of every file once (cached), so training never meets a
   # file it cannot decode.
-  verdicts = image_files.check_files(
+  verdicts = image_check.check_files(
       [p for _, i, t in candidates for p in (i, t)],
       cache_file=_manifest_file(data_dir, cache_dir), log=logging.info)
   for name, input_path, target_path in candidates:

@@ -14,17 +14,17 @@ the FiveK pair check:
   a.tif.png), so no output overwrites another.
 - `refuse_overwrite`: an output folder that holds an input, or an output path
   equal to an input, is refused before any work.
-- `check_files`: the strict decode of every file, run once in threads and
-  cached per (path, size, mtime) in a JSON manifest.
+
+The strict decode of every file (`image_check.check_files`) sits one layer
+up, beside the decoder it runs: this module imports no other module of the
+project, so `images` can import it (docs/architecture.md, "Layers").
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
-import json
 import os
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 # What folder scans take (case-insensitive); a file named on the command line
 # is read whatever its name, by its content.
@@ -142,73 +142,3 @@ def check_writable_file(path: str, flag: str) -> None:
   check_writable_dir(os.path.dirname(os.path.abspath(path)), flag)
   if os.path.exists(path) and not os.access(path, os.W_OK):
     raise ValueError(f"{flag} {path}: not writable")
-
-
-def _verdict(path: str, max_pixels: Optional[int]) -> Optional[str]:
-  from nima_enhance.data import images  # pylint: disable=g-import-not-at-top
-  try:
-    images.read_image(path, max_pixels=max_pixels)
-  except images.ImageReadError as err:
-    return str(err)
-  return None
-
-
-def check_files(paths: Sequence[str], cache_file: Optional[str] = None,
-                num_threads: int = 8, max_pixels: Optional[int] = None,
-                check: Optional[Callable[[str], Optional[str]]] = None,
-                log: Callable[[str], None] = lambda _: None
-               ) -> Dict[str, Optional[str]]:
-  """Strictly decodes every file once: path -> None (usable) or the reason.
-
-  Verdicts are cached in `cache_file` (JSON, keyed by absolute path, size,
-  mtime and the pixel limit) so a rerun only decodes files that changed.
-
-  Args:
-    paths: files to check.
-    cache_file: manifest path; None disables caching.
-    num_threads: decoding threads (JPEG decodes are serialised while libjpeg's
-      warnings are captured; the others run in parallel).
-    max_pixels: pixel limit (default: get_max_pixels()).
-    check: the per-file check (default: images.read_image's verdict).
-    log: progress messages.
-  """
-  from nima_enhance.data import images  # pylint: disable=g-import-not-at-top
-  limit = max_pixels or get_max_pixels()
-  check = check or (lambda p: _verdict(p, limit))
-  cached: Dict[str, list] = {}
-  if cache_file and os.path.isfile(cache_file):
-    try:
-      with open(cache_file, "r", encoding="utf-8") as f:
-        content = json.load(f)
-      if content.get("version") == 2:
-        cached = content.get("files", {})
-    except (OSError, ValueError):
-      pass  # a damaged cache is rebuilt
-  verdicts: Dict[str, Optional[str]] = {}
-  todo = []
-  for path in paths:
-    try:
-      st = os.stat(path)
-      key = [st.st_size, int(st.st_mtime_ns), limit]
-    except OSError as err:
-      verdicts[path] = f"{path}: cannot read ({err.strerror})"
-      continue
-    entry = cached.get(os.path.abspath(path))
-    if entry is not None and entry[:3] == key:
-      verdicts[path] = entry[3]
-    else:
-      todo.append((path, key))
-  if todo:
-    log(f"checking {len(todo)} image files ({len(paths) - len(todo)} cached)")
-    with concurrent.futures.ThreadPoolExecutor(num_threads) as pool:
-      for (path, key), verdict in zip(todo, pool.map(lambda t: check(t[0]),
-                                                      todo)):
-        verdicts[path] = verdict
-        cached[os.path.abspath(path)] = key + [verdict]
-    if cache_file:
-      payload = json.dumps({"version": 2, "files": cached})
-      try:
-        images.atomic_write_bytes(cache_file, payload.encode("utf-8"))
-      except OSError as err:
-        log(f"could not cache the manifest at {cache_file}: {err.strerror}")
-  return verdicts

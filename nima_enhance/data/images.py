@@ -33,6 +33,7 @@ from nima_enhance.data.image_headers import sniff_format  # pylint: disable=unus
 
 # Folder-scan extensions and the pixel limit live in image_files (no
 # TensorFlow import, so binaries check their arguments in a second).
+from nima_enhance.data import image_files
 from nima_enhance.data.image_files import DEFAULT_MAX_PIXELS  # pylint: disable=g-bad-import-order,unused-import
 from nima_enhance.data.image_files import get_max_pixels
 from nima_enhance.data.image_files import IMAGE_EXTENSIONS  # pylint: disable=unused-import
@@ -118,7 +119,6 @@ def list_images(paths: Sequence[str]) -> list[str]:
   See `image_files.scan_inputs` for the version that also reports what a
   folder scan left out.
   """
-  from nima_enhance.data import image_files  # pylint: disable=g-import-not-at-top
   return image_files.scan_inputs(paths).files
 
 

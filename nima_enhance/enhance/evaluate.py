@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
-import tensorflow as tf
 
 from nima_enhance import metrics
 from nima_enhance import scoring
 from nima_enhance.data import fivek
 from nima_enhance.data import images
+from nima_enhance.data.tfds import readers
 from nima_enhance.enhance import report as enhance_report
 from nima_enhance.enhance.inference import load_enhancer
 from nima_enhance.enhance.train import _tfds_source
@@ -41,20 +41,16 @@ def ssim(reference: np.ndarray, image: np.ndarray) -> float:
                                      channel_axis=-1, win_size=max(win, 1)))
 
 
-class NimaScorer:
-  """Scores in-memory [0, 1] images with a NIMA model dir, as nima-score does."""
+def nima_mean_scorer(nima_model_dir: str) -> Callable[[np.ndarray], float]:
+  """image -> NIMA mean score, for in-memory [0, 1] images.
 
-  def __init__(self, nima_model_dir: str):
-    self.bundle = scoring.load_nima(nima_model_dir)
-    preprocessing = self.bundle.preprocessing
-    model = self.bundle.model
-    self._fn = tf.function(
-        lambda x: metrics.mean_score(model(
-            scoring.eval_pixels_tf(x, preprocessing)[None], training=False))[0],
-        input_signature=[tf.TensorSpec([None, None, 3], tf.float32)])
-
-  def __call__(self, image: np.ndarray) -> float:
-    return float(self._fn(tf.convert_to_tensor(image.astype(np.float32))))
+  The scoring path of nima-score and `nima_enhance.Scorer` on arrays
+  (`scoring.score_array`), so enhance-eval's statistics are the scores a user
+  gets for the same pixels.
+  """
+  bundle = scoring.load_nima(nima_model_dir)
+  return lambda image: float(metrics.mean_score(
+      scoring.score_array(bundle, np.asarray(image, np.float32))))
 
 
 def _stats(values: Sequence[float]) -> Dict[str, float]:
@@ -103,14 +99,13 @@ def evaluate_enhancer(data_dir: str, target: str, model_dir: str,
   # The split the enhancer was trained with, unless told otherwise.
   split_file = split_file or enhancer.spec.get("split_file")
   if _tfds_source(data_source, split_file):
-    from nima_enhance.data.tfds import readers  # pylint: disable=g-import-not-at-top
     report = fivek.PairReport()
     pair_images = readers.iterate_fivek_pairs(data_dir, target, split)
   else:
     pairs, report = fivek.find_pairs(data_dir, target, split, split_file)
     pair_images = fivek.iterate_pairs(pairs, report)
   nima_dir = nima_model_dir or enhancer.spec.get("nima_model_dir")
-  scorer = NimaScorer(nima_dir) if nima_dir else None
+  scorer = nima_mean_scorer(nima_dir) if nima_dir else None
   rows: List[Dict[str, object]] = []
   for name, source, reference in pair_images:
     if max_images is not None and len(rows) >= max_images:

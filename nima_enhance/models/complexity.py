@@ -15,6 +15,9 @@ from typing import Dict, Optional, Sequence
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.framework import ops as tf_ops  # pylint: disable=g-direct-tensorflow-import
+
+from nima_enhance.models.nima import build_nima
 
 # Paper Table 2, NIMA on 480x640x3 images.
 PAPER_TABLE2 = {
@@ -66,7 +69,6 @@ def count_flops(model: keras.Model, input_shape: Sequence[int],
 
 def _op_flops(graph, op) -> int:
   # The same per-op statistics the profiler sums (ops.RegisterStatistics).
-  from tensorflow.python.framework import ops as tf_ops  # pylint: disable=g-import-not-at-top
   stats = tf_ops.get_stats_for_node_def(graph, op.node_def, "flops")
   return int(stats.value or 0)
 
@@ -82,7 +84,6 @@ def table2_row(backbone: str, input_shape: Sequence[int] = PAPER_INPUT_SHAPE,
     backbones, "paper_params_m", "paper_gflops", "params_diff", "gflops_diff"
     (relative differences, measured / paper - 1)}.
   """
-  from nima_enhance.models.nima import build_nima  # pylint: disable=g-import-not-at-top
   model = build_nima(backbone=backbone, input_shape=tuple(input_shape),
                      weights=None)
   params = count_parameters(model)

@@ -44,6 +44,7 @@ from nima_enhance import metrics
 from nima_enhance import scoring
 from nima_enhance.data import ava
 from nima_enhance.data import images
+from nima_enhance.enhance import inference as enhancement
 from nima_enhance.serving import export
 from nima_enhance.serving import tflite_quantize
 from nima_enhance.serving import tflite_runner
@@ -329,7 +330,6 @@ def _export_enhancer(model_dir: str, quantize: str,
                      representative_dir: Optional[str],
                      input_size: Optional[Tuple[int, int]], out_dir: str
                     ) -> Dict[str, object]:
-  from nima_enhance import enhancement  # pylint: disable=g-import-not-at-top
   if quantize == "int8":
     raise TfliteError("the enhancer exports with --quantize none or float16 "
                       "(no int8)")

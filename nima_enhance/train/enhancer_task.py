@@ -23,6 +23,7 @@ from nima_enhance import config
 from nima_enhance import losses
 from nima_enhance import model_dir as model_dir_lib
 from nima_enhance.data import fivek
+from nima_enhance.data.tfds import readers
 from nima_enhance.models import can
 from nima_enhance.models import nima as nima_lib
 from nima_enhance.train.task import OptimizerSpec, Task
@@ -236,7 +237,6 @@ class EnhancerTfdsTask(EnhancerTask):
 
   def __init__(self, tfds_data_dir: str, target: str,
                nima_model_dir: Optional[str] = None, **kwargs):
-    from nima_enhance.data.tfds import readers  # pylint: disable=g-import-not-at-top
     pairs = readers.fivek_train_pairs(tfds_data_dir, target)
     super().__init__(tfds_data_dir, target, nima_model_dir=nima_model_dir,
                      pairs=pairs, **kwargs)

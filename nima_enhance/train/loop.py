@@ -43,7 +43,6 @@ import gin
 import keras
 import tensorflow as tf
 
-from nima_enhance import config
 from nima_enhance import model_dir as model_dir_lib
 from nima_enhance.data import images
 from nima_enhance.train import actions
@@ -126,7 +125,7 @@ def train_loop(task: Task, model_dir: str,
       stopping = preemption.stopping(stop)
       if chief and current == start + 1:
         # After the first step every configurable has been called once.
-        config.write_operative_config(model_dir)
+        _write_operative_config(model_dir)
       if current % log_every == 0 or current == num_steps or stopping:
         loss_value = float(loss.numpy())
         summaries.scalars(current, loss_value, metrics, bar.rates(current)[0])
@@ -137,7 +136,7 @@ def train_loop(task: Task, model_dir: str,
   if stopping:
     logging.warning("SIGTERM: checkpoint saved at step %d, stopping.", current)
   if chief and current == start:
-    config.write_operative_config(model_dir)
+    _write_operative_config(model_dir)
   distribute.cleanup_worker_dir(model_dir, strategy)
   steps_per_sec = bar.rates(current)[0]
   return {"step": current, "loss": loss_value, "steps_per_sec": steps_per_sec,
@@ -176,6 +175,12 @@ def _dataset_fn(task: Task, strategy: tf.distribute.Strategy,
     return data
 
   return dataset_fn
+
+
+def _write_operative_config(model_dir: str) -> None:
+  """The gin configuration as called (gin.tf's hook, without gin.tf)."""
+  images.atomic_write_bytes(os.path.join(model_dir, "operative_config.gin"),
+                            gin.operative_config_str().encode("utf-8"))
 
 
 def _write_model_spec(model_dir: str, task: Task) -> None:

@@ -14,6 +14,7 @@ import tensorflow as tf
 from nima_enhance import losses
 from nima_enhance import model_dir as model_dir_lib
 from nima_enhance.data import ava
+from nima_enhance.data import tfds as ava_tfds
 from nima_enhance.models import nima as nima_lib
 from nima_enhance.train.task import OptimizerSpec, Task
 
@@ -131,7 +132,6 @@ class NimaTfdsTask(NimaTask):
   """
 
   def __init__(self, tfds_data_dir: str, **kwargs):
-    from nima_enhance.data import tfds as ava_tfds  # pylint: disable=g-import-not-at-top
     super().__init__(None, None, **kwargs)
     self._tfds = ava_tfds
     self.tfds_data_dir = tfds_data_dir

@@ -159,10 +159,10 @@ def _photo(height, width):
 
 def _child(job):
   """One bounded-memory row in this (fresh) process; prints a JSON line."""
-  from nima_enhance import enhancement  # pylint: disable=g-import-not-at-top
+  from nima_enhance.enhance import inference  # pylint: disable=g-import-not-at-top
   from nima_enhance.models import can_streaming  # pylint: disable=g-import-not-at-top
   model = can.build_can()
-  bundle = enhancement.EnhancerBundle(
+  bundle = inference.EnhancerBundle(
       model, {}, "", jit_compile=True, tile_size=job["tile"],
       memory_budget_gb=job["budget"], precision=job["precision"])
   bundle(np.zeros((64, 96, 3), np.float32))  # tracing
@@ -404,8 +404,9 @@ def main():
   three_by_three = [l for l in can.conv_layers(model)
                     if tuple(l.kernel.shape[:2]) == (3, 3)]
   n3 = len(three_by_three)
-  # The enhance path (nima_enhance.enhancement.EnhancerBundle: XLA-compiled
-  # by default, `enhance --nojit_compile` for plain graph mode), unclipped.
+  # The enhance path (nima_enhance.enhance.inference.EnhancerBundle:
+  # XLA-compiled by default, `enhance --nojit_compile` for plain graph mode),
+  # unclipped.
   enhance = tf.function(lambda x: model(x, training=False),
                         input_signature=[tf.TensorSpec([1, None, None, 3],
                                                        tf.float32)],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from etils import epath
 from tensorflow_datasets.core import utils as tfds_utils
@@ -21,6 +22,5 @@ class LocalBuilderMixin:
   @tfds_utils.classproperty
   @classmethod
   def code_path(cls) -> epath.Path:
-    import sys  # pylint: disable=g-import-not-at-top
     module = sys.modules[cls.__module__]
     return epath.Path(os.path.abspath(module.__file__))

@@ -22,9 +22,9 @@ from absl import logging
 import numpy as np
 import tensorflow_datasets as tfds
 
-from nima_enhance.data.tfds import compat
-
+from nima_enhance.data import fivek
 from nima_enhance.data import images
+from nima_enhance.data.tfds import compat
 
 _DESCRIPTION = """Pairs (input photo, enhanced target) in the layout of MIT-Adobe
 FiveK after prep-targets: each example holds the input's and the target's
@@ -86,7 +86,6 @@ dataset metadata.
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-    from nima_enhance.data import fivek  # pylint: disable=g-import-not-at-top
     manual_dir = os.fspath(dl_manager.manual_dir)
     target = self.builder_config.target
     skipped: Dict[str, int] = {}
