@@ -7,6 +7,7 @@ import os
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
+from skimage.metrics import structural_similarity
 
 from nima_enhance import metrics
 from nima_enhance import scoring
@@ -32,7 +33,6 @@ def psnr(reference: np.ndarray, image: np.ndarray,
 
 def ssim(reference: np.ndarray, image: np.ndarray) -> float:
   """skimage's SSIM on RGB in [0, 1] (data_range 1, channels last)."""
-  from skimage.metrics import structural_similarity  # pylint: disable=g-import-not-at-top
   height, width = reference.shape[:2]
   # skimage's default 7x7 window needs both sides >= 7.
   win = min(7, height, width)
