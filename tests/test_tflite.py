@@ -221,6 +221,41 @@ def test_int8_without_float_ops_is_integer_but_one_neg(trained, tmp_path):
                    float_tensors="(")  # a broken pattern: one clear error
 
 
+def test_scorer_agreement_figures_against_numpy(tmp_path):
+  """max |mean diff|, SRCC and max distribution diff of two known scorers."""
+  values = (51, 102, 153, 204)  # constant photos: pixel fraction v = x / 255
+  paths = []
+  for x in values:
+    path = str(tmp_path / f"c{x}.png")
+    images.write_image(path, np.full((30, 40, 3), x / 255.0, np.float32))
+    paths.append(path)
+
+  class Scorer:  # mass v at bucket 10 and 1 - v at bucket 1: mean 1 + 9 v
+    preprocessing = {"mode": "paper", "image_size": [12, 16],
+                     "resize_size": 256, "random_flip": False}
+
+    def __init__(self, power):
+      self.power = power
+
+    def predict(self, batch):
+      v = np.asarray(batch, np.float64).mean(axis=(1, 2, 3)) / 255.0
+      dist = np.zeros((len(v), 10), np.float32)
+      dist[:, 9] = v ** self.power
+      dist[:, 0] = 1.0 - v ** self.power
+      return tf.constant(dist)
+
+  got = tflite.scorer_agreement(Scorer(1.0), Scorer(1.5), paths,
+                                batch_size=3)
+  v = np.array(values) / 255.0
+  diff = v - v ** 1.5
+  assert got["images"] == 4
+  np.testing.assert_allclose(got["max_abs_mean_diff"], 9 * diff.max(),
+                             rtol=1e-4)
+  np.testing.assert_allclose(got["max_abs_distribution_diff"], diff.max(),
+                             rtol=1e-4)
+  assert got["srcc_means"] == pytest.approx(1.0)  # v^1.5 keeps the order
+
+
 def test_int8_needs_calibration_images(tmp_path):
   # serving_helpers' model dir records no training images.
   model_dir = helpers.make_nima_dir(str(tmp_path / "model"))
