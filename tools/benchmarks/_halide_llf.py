@@ -29,9 +29,10 @@ the collapsed output levels are computed whole, vectorised along x; the
 bands and the interpolation are inlined into the collapse. The benchmark runs
 it on one thread (HL_NUM_THREADS=1 before the first run).
 
-The pipeline is JIT-compiled once per depth (K is a parameter) and reused
-(10-40 s each, most of it LLVM on the inlined bands); compilation is
-not timed.
+The pipeline is JIT-compiled once per depth (K is a parameter) and reused;
+compilation is not timed in the speed rows (the benchmark records it per
+depth: 12-17 s of CPU time each, 46-176 s wall with other jobs loading the
+2 cores; most of it LLVM on the inlined bands).
 
 Needs the `halide` pip package (the `[bench]` extra); importing this module
 without it raises ImportError.
