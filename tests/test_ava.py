@@ -111,3 +111,34 @@ def test_crop_mode_and_eval_dataset(ava_dir):
   assert total == len(ratings)
   pixels, _ = next(iter(dataset))
   assert pixels.shape[1:] == (24, 24, 3)
+
+
+def test_training_reader_sees_the_scoring_pixels(tmp_path, real_photo):
+  """ava.load_pixels_tf (training's fast reader: one header parse, reduced
+  decode, resize from uint8) == preprocess_tf of the scoring decode, for a
+  2x-reduced landscape JPEG, a rotated (EXIF 6) portrait at 1.6x, a PNG."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from nima_enhance.data import images  # pylint: disable=g-import-not-at-top
+  pil = Image.fromarray((real_photo * 255).astype(np.uint8))
+  exif = Image.Exif()
+  exif[0x0112] = 6
+  files = {"wide.jpg": ((200, 130), {}), "rotated.jpg": ((130, 100),
+                                                         {"exif": exif}),
+           "small.png": ((90, 70), {})}
+  for prep in ({"mode": "paper", "image_size": [48, 64], "resize_size": 64,
+                "random_flip": False},
+               {"mode": "crop", "image_size": [40, 40], "resize_size": 48,
+                "random_flip": False}):
+    for name, (size, kwargs) in files.items():
+      path = str(tmp_path / name)
+      pil.resize(size, Image.BICUBIC).save(path, **kwargs)
+      data = tf.constant(open(path, "rb").read())
+      fast = ava.load_pixels_tf(data, prep, training=False).numpy()
+      scoring_side = ava.preprocess_tf(
+          images.read_image(path, target_size=ava.decode_size(prep)), prep,
+          training=False).numpy()
+      assert fast.shape == tuple(prep["image_size"]) + (3,)
+      np.testing.assert_allclose(fast, scoring_side, atol=2e-3)
+      assert np.abs(fast - scoring_side).max() < 2e-3
+      assert fast.min() >= 0.0 and fast.max() <= 255.0

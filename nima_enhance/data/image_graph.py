@@ -31,14 +31,20 @@ def _to_rgb_tf(image: tf.Tensor) -> tf.Tensor:
 
 
 def orient_tf(image: tf.Tensor, orientation: tf.Tensor) -> tf.Tensor:
-  """Applies EXIF Orientation 1..8 so the image displays upright."""
-  def t(x):
-    return tf.transpose(x, [1, 0, 2])
-  branches = [lambda: image, lambda: image[:, ::-1], lambda: image[::-1, ::-1],
-              lambda: image[::-1], lambda: t(image), lambda: t(image)[:, ::-1],
-              lambda: t(image)[::-1, ::-1], lambda: t(image)[::-1]]
-  index = tf.clip_by_value(tf.cast(orientation, tf.int32) - 1, 0, 7)
-  return tf.switch_case(index, branches)
+  """Applies EXIF Orientation 1..8 so the image displays upright.
+
+  One transpose and one reverse with computed arguments (no branch op: a
+  Case in a tf.data map function keeps it off the fast single-threaded
+  executor); an identity transpose or empty reverse returns its input.
+  """
+  o = tf.clip_by_value(tf.cast(orientation, tf.int32), 1, 8)
+  swap = o >= 5
+  perm = tf.where(swap, tf.constant([1, 0, 2]), tf.constant([0, 1, 2]))
+  # After the transpose of 5-8, each orientation flips rows, columns or both.
+  flip_rows = (o == 3) | (o == 4) | (o == 7) | (o == 8)
+  flip_cols = (o == 2) | (o == 3) | (o == 6) | (o == 7)
+  axes = tf.boolean_mask(tf.constant([0, 1]), tf.stack([flip_rows, flip_cols]))
+  return tf.reverse(tf.transpose(image, perm), axes)
 
 
 def orient(image: np.ndarray, orientation: int) -> np.ndarray:
@@ -95,28 +101,18 @@ def upright_size_tf(image_bytes: tf.Tensor) -> tf.Tensor:
   Unspecified for bytes `decode_image_tf` refuses.
   """
   _, height, width, orientation, _ = image_headers.header_tf(image_bytes)
-  size = tf.cast(tf.stack([height, width]), tf.int32)
-  return tf.where(tf.cast(orientation, tf.int32) >= 5, size[::-1], size)
+  return upright_tf(height, width, orientation)
 
 
-def decode_image_tf(image_bytes: tf.Tensor,
-                    max_pixels: Optional[object] = None,
-                    target_size: Optional[object] = None) -> tf.Tensor:
-  """The reading contract inside a graph: bytes -> float32 RGB [h, w, 3].
+def checked_header_tf(image_bytes: tf.Tensor,
+                      max_pixels: Optional[object] = None):
+  """Parses the header once and asserts the reading contract's checks.
 
-  JPEG (EXIF orientation applied), PNG (8/16-bit kept), GIF (first frame),
-  BMP and still WebP; alpha composited over white. The header is parsed and
-  the pixel limit checked before any decoder runs. Bytes that are empty, not
-  one of these formats (TIFF included), animated WebP, above `max_pixels`
-  (default: `get_max_pixels()` when traced) or not decodable raise
-  InvalidArgumentError, which a SavedModel returns for that request only.
-  Stock TensorFlow ops only.
-
-  With `target_size` (height, width; a tensor or ints, <= 0 meaning none),
-  the size the caller will resize the image to, a JPEG at least twice that
-  size in both upright directions is decoded at a reduced scale in the DCT
-  domain (`jpeg_ratio_tf`): same framing, fewer pixels; other formats are
-  decoded in full. The pixel limit still applies to the full size.
+  Returns:
+    (data, fmt, height, width, orientation): `data` is `image_bytes` gated
+    on the checks (decoders must read it, so they run only after them); the
+    others are int64 scalars of `image_headers.header_tf` (stored, not
+    upright, height and width).
   """
   limit = tf.cast(max_pixels if max_pixels is not None else get_max_pixels(),
                   tf.int64)
@@ -142,20 +138,67 @@ def decode_image_tf(image_bytes: tf.Tensor,
          limit, "(max_pixels)"])]
   with tf.control_dependencies(deps):
     data = tf.identity(image_bytes)
+  return data, fmt, height, width, orientation
 
+
+def upright_tf(height, width, orientation) -> tf.Tensor:
+  """int32 [2] upright (height, width) of a stored size and EXIF orientation."""
+  size = tf.cast(tf.stack([height, width]), tf.int32)
+  return tf.where(tf.cast(orientation, tf.int32) >= 5, size[::-1], size)
+
+
+def decode_jpeg_uint8_tf(data: tf.Tensor, height, width, orientation,
+                         target_size: Optional[object] = None) -> tf.Tensor:
+  """A checked JPEG (`checked_header_tf`) -> upright uint8 RGB [h, w, 3].
+
+  Reduced toward `target_size` by `jpeg_ratio_tf`. The pixels of
+  `decode_image_tf` before its conversion to float: pipelines that resize
+  next feed these to the resize (which reads uint8), skipping a float pass
+  over the full-size image.
+  """
   if target_size is None:
     scale = tf.constant(0, tf.int32)
   else:
-    swap = tf.cast(orientation, tf.int32) >= 5
-    scale = _jpeg_scale_index(tf.where(swap, width, height),
-                              tf.where(swap, height, width), target_size)
+    upright = upright_tf(height, width, orientation)
+    scale = _jpeg_scale_index(upright[0], upright[1], target_size)
+  # `ratio` is an attribute of the op, so one decoder per scale.
+  def at(ratio):
+    return lambda: tf.io.decode_jpeg(data, channels=3, ratio=ratio)
+  pixels = tf.switch_case(scale, [at(r) for r in JPEG_RATIOS])
+  pixels = orient_tf(pixels, orientation)
+  pixels.set_shape([None, None, 3])
+  return pixels
 
+
+def decode_image_tf(image_bytes: tf.Tensor,
+                    max_pixels: Optional[object] = None,
+                    target_size: Optional[object] = None) -> tf.Tensor:
+  """The reading contract inside a graph: bytes -> float32 RGB [h, w, 3].
+
+  JPEG (EXIF orientation applied), PNG (8/16-bit kept), GIF (first frame),
+  BMP and still WebP; alpha composited over white. The header is parsed and
+  the pixel limit checked before any decoder runs. Bytes that are empty, not
+  one of these formats (TIFF included), animated WebP, above `max_pixels`
+  (default: `get_max_pixels()` when traced) or not decodable raise
+  InvalidArgumentError, which a SavedModel returns for that request only.
+  Stock TensorFlow ops only.
+
+  With `target_size` (height, width; a tensor or ints, <= 0 meaning none),
+  the size the caller will resize the image to, a JPEG at least twice that
+  size in both upright directions is decoded at a reduced scale in the DCT
+  domain (`jpeg_ratio_tf`): same framing, fewer pixels; other formats are
+  decoded in full. The pixel limit still applies to the full size.
+  """
+  return decode_checked_tf(*checked_header_tf(image_bytes, max_pixels),
+                           target_size=target_size)
+
+
+def decode_checked_tf(data, fmt, height, width, orientation,
+                      target_size: Optional[object] = None) -> tf.Tensor:
+  """`decode_image_tf` after `checked_header_tf` (the header parsed once)."""
   def jpeg():
-    # `ratio` is an attribute of the op, so one decoder per scale.
-    def at(ratio):
-      return lambda: tf.io.decode_jpeg(data, channels=3, ratio=ratio)
-    pixels = tf.switch_case(scale, [at(r) for r in JPEG_RATIOS])
-    return tf.cast(pixels, tf.float32) / 255.0
+    return tf.cast(decode_jpeg_uint8_tf(data, height, width, orientation,
+                                        target_size), tf.float32) / 255.0
 
   def png():
     return _to_rgb_tf(tf.cast(tf.io.decode_png(data, channels=0,
@@ -176,8 +219,11 @@ def decode_image_tf(image_bytes: tf.Tensor,
     return _to_rgb_tf(tf.cast(tf.io.decode_webp(data, channels=0)[0],
                               tf.float32) / 255.0)
 
+  def oriented(decode):
+    return lambda: orient_tf(decode(), orientation)
+
+  # JPEG is oriented inside its branch (as uint8, the cheaper copy).
   image = tf.switch_case(tf.clip_by_value(tf.cast(fmt, tf.int32) - 1, 0, 4),
-                         [jpeg, png, gif, bmp, webp])
-  image = orient_tf(image, orientation)
+                         [jpeg] + [oriented(f) for f in (png, gif, bmp, webp)])
   image.set_shape([None, None, 3])
   return image

@@ -23,6 +23,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
+from nima_enhance.data import image_graph
 from nima_enhance.data import image_headers
 from nima_enhance.data.image_graph import decode_image_tf  # pylint: disable=unused-import
 from nima_enhance.data.image_graph import orient  # pylint: disable=unused-import
@@ -264,11 +265,41 @@ def to_float_rgb(array: np.ndarray, source: str = "<array>") -> np.ndarray:
   return np.ascontiguousarray(rgb, dtype=np.float32)
 
 
+def decode_max_side(data: bytes, max_side: Optional[int],
+                    source: str = "<bytes>",
+                    max_pixels: Optional[int] = None) -> np.ndarray:
+  """`resize_max_side(decode_image_bytes(data), max_side)`, reduced decode.
+
+  The output size is `max_side_size` of the header's upright size (never
+  enlarged); a JPEG at least twice that size in both directions is decoded
+  at 1/2, 1/4 or 1/8 first, as `decode_max_side_tf` does in graphs.
+  None or 0: the full decode.
+  """
+  target = None
+  if max_side:
+    try:
+      header = image_headers.read_header(data)
+    except image_headers.HeaderError:
+      header = None  # decode_image_bytes names the problem
+    if header is not None and header.height > 0 and header.width > 0:
+      h, w = header.height, header.width
+      if header.orientation >= 5:
+        h, w = w, h
+      if max(h, w) > max_side:
+        target = max_side_size(h, w, max_side)
+  image = decode_image_bytes(data, source=source, max_pixels=max_pixels,
+                             target_size=target)
+  return resize(image, target) if target else image
+
+
 def read_image(path: str, max_pixels: Optional[int] = None,
-               target_size: Optional[Tuple[int, int]] = None) -> np.ndarray:
+               target_size: Optional[Tuple[int, int]] = None,
+               max_side: Optional[int] = None) -> np.ndarray:
   """Reads an image file through the contract (`decode_image_bytes`).
 
   `target_size`: the size the caller resizes to (reduced JPEG decode).
+  `max_side`: shrink so the largest side is at most this (`decode_max_side`:
+  a reduced JPEG decode where the output is at least 2x smaller).
 
   Raises:
     ImageReadError: "<path>: <reason>" (missing, folder, empty, unsupported,
@@ -281,6 +312,8 @@ def read_image(path: str, max_pixels: Optional[int] = None,
       data = f.read()
   except OSError as err:
     raise ImageReadError(f"{path}: cannot read ({err.strerror})") from None
+  if max_side:
+    return decode_max_side(data, max_side, source=path, max_pixels=max_pixels)
   return decode_image_bytes(data, source=path, max_pixels=max_pixels,
                             target_size=target_size)
 
@@ -446,50 +479,126 @@ def _box_shrink_tf(image: tf.Tensor, factor_h, factor_w) -> tf.Tensor:
   return tf.reduce_mean(cols, axis=-2)
 
 
-def resize_tf(image: tf.Tensor, size) -> tf.Tensor:
-  """The project's one resize rule ([..., h, w, c] float -> size, in [0, 1]).
+def _resize_values_tf(image: tf.Tensor, size) -> tf.Tensor:
+  """`resize_tf` without its clip, for float or uint8 images (float32 out).
 
-  Per axis, a downscale by f >= 4 first averages floor(f / 2) pixels (an
-  integer box pre-shrink: one cheap pass), leaving a factor below 4. Then
-  bilinear interpolation, antialiased (the triangle filter of
-  `tf.image.resize(antialias=True)`) only where the factor left is >= 1.5,
-  large enough for bilinear's two taps to alias visibly (a small NIMA's
-  scores moved by up to 0.7 at 1.9x); below 1.5 (AVA's photos at 480x640)
-  plain bilinear, where antialiasing changes little but cost ~4x a JPEG
-  decode. After a reduced JPEG decode (`decode_image_tf(target_size=)`) the
-  factor left is below 2. Differentiable; with static shapes (XLA) the choices are
-  made in Python.
+  uint8 is read by the bilinear op itself (no float copy of the full-size
+  image); the output keeps the input's value range.
   """
   image = tf.convert_to_tensor(image)
-  if not image.dtype.is_floating:
+  if image.dtype != tf.uint8 and not image.dtype.is_floating:
     image = tf.cast(image, tf.float32)
   static_size = tf.get_static_value(tf.convert_to_tensor(size))
   static_in = image.shape[-3:-1]
   if static_size is not None and None not in static_in.as_list():
-    factors = [max(1, int(n) // max(1, int(s)) // 2)
-               for n, s in zip(static_in, static_size)]
-    if max(factors) > 1:
-      image = _box_shrink_tf(image, factors[0], factors[1])
-    antialias = any(2 * int(n) >= 3 * int(s)
-                    for n, s in zip(image.shape[-3:-1], static_size))
-    resized = tf.image.resize(image, size, method="bilinear",
-                              antialias=antialias)
-  else:
-    size = tf.cast(size, tf.int32)
-    factors = tf.maximum(tf.shape(image)[-3:-1] // size // 2, 1)
-    shape = image.shape
-    image = tf.cond(tf.reduce_any(factors > 1),
-                    lambda: _box_shrink_tf(image, factors[0], factors[1]),
-                    lambda: image)
+    pre = [max(1, int(n) // max(1, int(s)) // 2)
+           for n, s in zip(static_in, static_size)]
+    if max(pre) > 1:
+      image = _box_shrink_tf(tf.cast(image, tf.float32), pre[0], pre[1])
+    ks = [-(-int(n) // int(s)) if 2 * int(n) >= 3 * int(s) else 1
+          for n, s in zip(image.shape[-3:-1], static_size)]
+    resized = tf.image.resize(
+        image, [k * int(s) for k, s in zip(ks, static_size)],
+        method="bilinear")
+    if max(ks) > 1:
+      resized = _box_shrink_tf(resized, ks[0], ks[1])
+    return tf.cast(resized, tf.float32)
+  size = tf.cast(size, tf.int32)
+  shape = image.shape
+
+  def finish(image):
     if shape.rank is not None:  # tf.image.resize needs the rank
       image.set_shape(shape[:-3].concatenate([None, None]).concatenate(
           shape[-1:]))
-    resized = tf.cond(
-        tf.reduce_any(2 * tf.shape(image)[-3:-1] >= 3 * size),
-        lambda: tf.image.resize(image, size, method="bilinear",
-                                antialias=True),
-        lambda: tf.image.resize(image, size, method="bilinear"))
-  return tf.clip_by_value(resized, 0.0, 1.0)
+    now = tf.shape(image)[-3:-1]
+    ks = tf.where(2 * now >= 3 * size, (now + size - 1) // size, 1)
+    resized = tf.image.resize(image, ks * size, method="bilinear")
+    return tf.cond(tf.reduce_any(ks > 1),
+                   lambda: _box_shrink_tf(resized, ks[0], ks[1]),
+                   lambda: resized)
+
+  pre = tf.maximum(tf.shape(image)[-3:-1] // size // 2, 1)
+  # Both branches resize: a uint8 image stays uint8 unless pre-shrunk.
+  return tf.cond(tf.reduce_any(pre > 1),
+                 lambda: finish(_box_shrink_tf(tf.cast(image, tf.float32),
+                                               pre[0], pre[1])),
+                 lambda: finish(image))
+
+
+def resize_tf(image: tf.Tensor, size) -> tf.Tensor:
+  """The project's one resize rule ([..., h, w, c] float -> size, in [0, 1]).
+
+  Per axis, with f = input / output size:
+  - f >= 4: an integer box pre-shrink averages floor(f / 2) pixels (one
+    cheap pass), leaving a factor below 4;
+  - then, where the factor left is >= 1.5 (large enough for bilinear's two
+    taps to alias visibly), bilinear to k = ceil(factor) times the output
+    size followed by the mean of each k samples: a box of the factor's width
+    (in input pixels) convolved with bilinear's tent, the low-pass of
+    `tf.image.resize(antialias=True)`'s triangle filter (tests hold it within
+    a few grey levels of it) at a fraction of its cost (ScaleAndTranslate
+    cost ~4x a JPEG decode at AVA sizes);
+  - below 1.5, plain bilinear.
+  After a reduced JPEG decode (`decode_image_tf(target_size=)`) the factor
+  left is below 2, so at most one bilinear pass of twice the output size.
+  Every filter is a convex combination (values stay in range up to float
+  rounding). Differentiable; with static shapes (XLA) the choices are made
+  in Python.
+  """
+  image = tf.convert_to_tensor(image)
+  if not image.dtype.is_floating:
+    image = tf.cast(image, tf.float32)
+  return tf.clip_by_value(_resize_values_tf(image, size), 0.0, 1.0)
+
+
+def _decode_resized_tf(image_bytes: tf.Tensor, size_of, max_pixels,
+                       scale: float) -> tf.Tensor:
+  """Checked decode, resized to size_of(upright) -> (size, resize?), * scale.
+
+  The header is parsed once. A JPEG is decoded reduced toward the size and
+  resized from its uint8 pixels; other formats through `decode_checked_tf`.
+  Not clipped (convex filters): `resize_tf` of the float decode up to
+  float rounding (~1e-6 of `scale`).
+  """
+  data, fmt, height, width, orientation = image_graph.checked_header_tf(
+      image_bytes, max_pixels)
+  size, shrink = size_of(image_graph.upright_tf(height, width, orientation))
+
+  def jpeg():
+    pixels = image_graph.decode_jpeg_uint8_tf(
+        data, height, width, orientation, tf.where(shrink, size, 0))
+    return tf.cond(shrink, lambda: _resize_values_tf(pixels, size),
+                   lambda: tf.cast(pixels, tf.float32)) * (scale / 255.0)
+
+  def other():
+    image = image_graph.decode_checked_tf(data, fmt, height, width,
+                                          orientation)
+    return tf.cond(shrink, lambda: _resize_values_tf(image, size),
+                   lambda: image) * scale
+
+  image = tf.cond(tf.equal(fmt, image_headers.JPEG), jpeg, other)
+  image.set_shape([None, None, 3])
+  return image
+
+
+def decode_resized_tf(image_bytes: tf.Tensor, size,
+                      max_pixels: Optional[int] = None,
+                      scale: float = 1.0) -> tf.Tensor:
+  """`resize_tf(decode_image_tf(image_bytes, target_size=size), size) * scale`.
+
+  The training pipelines' reader: one header parse, the reduced JPEG decode,
+  and the resize read straight from the JPEG's uint8 pixels (no float copy
+  of the decoded image, no clip; `scale=255` gives NIMA's [0, 255] input
+  without a further pass). Same pixels as the composition, up to float
+  rounding.
+  """
+  size = tf.cast(size, tf.int32)
+  image = _decode_resized_tf(image_bytes, lambda _: (size, tf.constant(True)),
+                             max_pixels, scale)
+  static = tf.get_static_value(size)
+  if static is not None:
+    image.set_shape([int(static[0]), int(static[1]), 3])
+  return image
 
 
 def decode_max_side_tf(image_bytes: tf.Tensor,
@@ -498,16 +607,15 @@ def decode_max_side_tf(image_bytes: tf.Tensor,
 
   The output size is `max_side_size` of the header's upright size (what
   `resize_max_side` of the full decode gives); a JPEG is decoded reduced
-  toward it. None or 0: the full decode, unresized.
+  toward it and resized from uint8 (`decode_resized_tf`). None or 0: the
+  full decode, unresized.
   """
   if not max_side:
     return decode_image_tf(image_bytes)
-  upright = upright_size_tf(image_bytes)
-  shrink = tf.reduce_max(upright) > max_side
-  size = max_side_size_tf(upright[0], upright[1], max_side)
-  image = decode_image_tf(image_bytes,
-                          target_size=tf.where(shrink, size, 0))
-  return tf.cond(shrink, lambda: resize_tf(image, size), lambda: image)
+  def size_of(upright):
+    return (max_side_size_tf(upright[0], upright[1], max_side),
+            tf.reduce_max(upright) > max_side)
+  return _decode_resized_tf(image_bytes, size_of, None, 1.0)
 
 
 def resize_max_side_tf(image: tf.Tensor, max_side: int) -> tf.Tensor:

@@ -239,7 +239,10 @@ def input_images(results_dir):
               f"{large['large_images']} JPEGs of {large['large_megapixels']} "
               "MP: " + "; ".join(f"{k} {v:.2f} images/s"
                                  for k, v in ips.items())
-              + f": {large['large_speedup']:.1f}x the previous path."]
+              + f": {large['large_speedup']:.1f}x the previous path"
+              + (f" (median of {large['rounds']} alternating rounds, lowest "
+                 f"{large['large_speedup_min']:.1f}x)"
+                 if "large_speedup_min" in large else "") + "."]
   agree = (s or {}).get("figures", {}).get("agreement")
   if agree:
     h, w = agree["input_size"]

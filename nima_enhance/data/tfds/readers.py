@@ -141,11 +141,9 @@ def ava_train_dataset(data_dir: str, preprocessing: Dict[str, object],
     dataset = dataset.skip(start_example)
 
   def load(image_bytes, distribution):
-    image = ava.preprocess_tf(
-        images.decode_image_tf(image_bytes,
-                               target_size=ava.decode_size(preprocessing)),
-        preprocessing, training=True)
-    return image, distribution
+    # The files pipeline's reader (ava.make_dataset): the same pixels.
+    return (ava.load_pixels_tf(image_bytes, preprocessing, training=True),
+            distribution)
 
   options = tf.data.Options()
   options.deterministic = True  # resume must replay the same batches
