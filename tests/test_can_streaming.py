@@ -226,3 +226,27 @@ def test_enhance_files_8bit_path_equals_float_path(tmp_path, model):
   direct = inference.enhance_files(bundle, [good], str(tmp_path / "u8"))
   written = images.quantize(images.read_image(direct["written"][0]))
   assert np.abs(written.astype(int) - expected).max() <= 1
+
+
+def test_enhance_files_skips_a_photo_whose_decode_runs_out_of_memory(
+    tmp_path, model, monkeypatch):
+  """Out of memory while decoding (before the CAN) is also named and skipped;
+  the next photo is still enhanced."""
+  from nima_enhance.data import images  # pylint: disable=g-import-not-at-top
+  photo = _photo(24, 20, "coffee")
+  paths = [str(tmp_path / "huge.png"), str(tmp_path / "fine.png")]
+  for path in paths:
+    images.write_image(path, photo)
+  read = images.read_image
+
+  def read_or_fail(path, *args, **kwargs):
+    if path.endswith("huge.png"):
+      raise MemoryError("std::bad_alloc")
+    return read(path, *args, **kwargs)
+
+  monkeypatch.setattr(images, "read_image", read_or_fail)
+  bundle = inference.EnhancerBundle(model, {}, "", tile_size=7)
+  result = inference.enhance_files(bundle, paths, str(tmp_path / "out"))
+  assert list(result["skipped"]) == [paths[0]]
+  assert "MemoryError" in result["skipped"][paths[0]]
+  assert [os.path.basename(p) for p in result["written"]] == ["fine.png"]
