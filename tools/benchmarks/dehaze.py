@@ -42,8 +42,8 @@ AIRLIGHTS = {
     "yellow": (0.9, 0.78, 0.55),
     "reddish": (0.85, 0.6, 0.5),
 }
-# rocket: a blue sky and dark trees, where the vote stops far below A (its
-# magnitude), so the set does not hold only scenes the estimator was tuned on.
+# rocket: a blue sky and dark trees, where the 2-D projection vote stopped at
+# ~0.7 of |A|; kept so that the set is not only scenes where it worked.
 SCENES = ("coffee", "chelsea", "astronaut", "rocket")
 
 
