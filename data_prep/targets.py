@@ -61,10 +61,15 @@ def _is_remote(path: str) -> bool:
   return "://" in path  # gs://, s3://, hdfs://, ram://: tf.io.gfile only
 
 
-def _read_image(path: str, max_pixels: Optional[int] = None) -> np.ndarray:
-  """images.read_image, or its decoder fed through tf.io.gfile for gs:// etc."""
+def _read_image(path: str, max_pixels: Optional[int] = None,
+                max_side: Optional[int] = None) -> np.ndarray:
+  """images.read_image, or its decoder fed through tf.io.gfile for gs:// etc.
+
+  With `max_side`, shrunk so the largest side is at most max_side; a JPEG at
+  least twice that size is decoded reduced (`images.decode_max_side`).
+  """
   if not _is_remote(path):
-    return images.read_image(path, max_pixels=max_pixels)
+    return images.read_image(path, max_pixels=max_pixels, max_side=max_side)
   try:
     with tf.io.gfile.GFile(path, "rb") as f:
       data = f.read()
@@ -73,7 +78,8 @@ def _read_image(path: str, max_pixels: Optional[int] = None) -> np.ndarray:
         f"{path}: cannot read ({err.message or type(err).__name__})") from None
   if not data:
     raise images.ImageReadError(f"{path}: empty file")
-  return images.decode_image_bytes(data, source=path, max_pixels=max_pixels)
+  return images.decode_max_side(data, max_side, source=path,
+                                max_pixels=max_pixels)
 
 
 def write_bytes(path: str, data: bytes) -> None:
@@ -144,11 +150,9 @@ def process_image(task: TargetTask) -> Tuple[str, str, Optional[str]]:
   if tf.io.gfile.exists(task.out_path):
     return task.path, DONE, None
   try:
-    image = _read_image(task.path, task.max_pixels)
+    image = _read_image(task.path, task.max_pixels, task.max_side)
   except images.ImageReadError as err:
     return task.path, FAILED, str(err).splitlines()[0]
-  if task.max_side:
-    image = images.resize_max_side(image, task.max_side)
   target = _apply(task.operator, image, task.params)
   write_bytes(task.out_path, images.encode_image(target, "png", bit_depth=16))
   return task.path, WRITTEN, None
