@@ -12,7 +12,8 @@
    file's gamma and A in the gamma-corrected image; skipped with a message
    when the folder is absent), and synthetic haze with known A and depth on
    four photos and five kinds of air-light (below the brightest scene pixels,
-   above all of them, coloured); the record counts the cases within target.
+   above all of them, coloured), with two depth layouts (the motorcycle's; a
+   landscape, far at the top); the record counts the cases within target.
 
 Peak memory at 12/24/48 MP: `peak_memory.py`.
 """
@@ -57,13 +58,24 @@ def _depth(shape):
   return images.resize(depth[..., None].astype(np.float32), shape)[..., 0]
 
 
-def synthetic(scene: str, air, shape=None) -> np.ndarray:
-  """I = J t + A (1 - t), t = exp(-2.5 depth): J a bundled photo."""
+def synthetic(scene: str, air, shape=None, landscape=False) -> np.ndarray:
+  """I = J t + A (1 - t): J a bundled photo.
+
+  t = exp(-2.5 depth) with the motorcycle's depth, or with `landscape`
+  exp(-2 depth) with depth falling linearly from the top row (1) to the
+  bottom (0): a second set with another depth layout, on which no parameter
+  of the estimator was chosen.
+  """
   from skimage import data  # pylint: disable=g-import-not-at-top
   clear = getattr(data, scene)().astype(np.float32) / 255.0
-  depth = _depth(shape or (500, 744))
+  shape = shape or (500, 744)
+  if landscape:
+    rows = np.linspace(1.0, 0.0, shape[0], dtype=np.float32)
+    depth = np.repeat(rows[:, None], shape[1], axis=1)
+  else:
+    depth = _depth(shape)
   clear = images.resize(clear, depth.shape)
-  t = np.exp(-2.5 * depth)[..., None]
+  t = np.exp((-2.0 if landscape else -2.5) * depth)[..., None]
   return (clear * t + np.float32(air) * (1.0 - t)).astype(np.float32)
 
 
@@ -83,7 +95,7 @@ def real_photos():
   return rows
 
 
-def airlight_table(scenes=SCENES, shape=None):
+def airlight_table(scenes=SCENES, shape=None, held_out=True):
   print("| image | kind | reference A | estimate | max error |")
   print("|---|---|---|---|---|")
   # NaN until a real photo is measured (../shared/data/hazy may be absent).
@@ -103,9 +115,10 @@ def airlight_table(scenes=SCENES, shape=None):
                               error=error))
     print(f"| {name} (real, gamma {gamma}) | real | {np.round(truth, 3)} | "
           f"{np.round(estimate, 3)} | {error:.3f} |")
-  for scene in scenes:
+  for scene, landscape in [(s, False) for s in scenes] + [
+      (s, True) for s in scenes if held_out]:
     for kind, air in AIRLIGHTS.items():
-      hazy = synthetic(scene, air, shape)
+      hazy = synthetic(scene, air, shape, landscape)
       estimate = data_prep.estimate_airlight(hazy)
       error = float(np.abs(estimate - np.array(air)).max())
       worst["synthetic"] = max(worst["synthetic"], error)
@@ -113,12 +126,13 @@ def airlight_table(scenes=SCENES, shape=None):
       worst["synthetic_ok"] += error <= 0.05
       above = (hazy.reshape(-1, 3) > np.float32(air)).any(axis=1).mean()
       size = "x".join(map(str, shape or (500, 744)))
+      depth = "landscape depth" if landscape else "motorcycle depth"
       worst["rows"].append(dict(
-          image=f"{scene} {size}, {kind} ({above:.0%} above A)",
+          image=f"{scene} {size} {depth}, {kind} ({above:.0%} above A)",
           truth=list(air), estimate=[round(float(v), 3) for v in estimate],
           error=error))
-      print(f"| {scene} {size} synthetic | {kind} ({above:.0%} of pixels "
-            f"above A in a channel) | {air} | {np.round(estimate, 3)} | "
+      print(f"| {scene} {size} synthetic, {depth} | {kind} ({above:.0%} of "
+            f"pixels above A in a channel) | {air} | {np.round(estimate, 3)} | "
             f"{error:.3f} |")
   print(f"worst air-light error: real {worst['real']:.3f} (target <= 0.1; "
         f"{worst['real_ok']}/{worst['real_n']} within), synthetic "
@@ -166,7 +180,8 @@ def main():
   if not args.airlight_only:
     # --quick: 0.06 / 0.25 MP, a 300x300 strip check, one scene at 250x372.
     figures = speed((0.0625, 0.25), 300) if args.quick else speed()
-  worst = (airlight_table(("coffee",), (250, 372)) if args.quick
+  worst = (airlight_table(("coffee",), (250, 372), held_out=False)
+           if args.quick
            else airlight_table())
   figures.update(airlight_error_real=worst["real"],
                  airlight_error_synthetic=worst["synthetic"],
