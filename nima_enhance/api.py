@@ -24,6 +24,7 @@ import os
 from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
+from PIL import ImageOps
 import tensorflow as tf
 
 from nima_enhance import metrics
@@ -112,7 +113,6 @@ def as_array(image, name: str) -> np.ndarray:
   """A numpy array, tf.Tensor or PIL image as a numpy array (PIL images get
   their EXIF orientation applied, as files do)."""
   if hasattr(image, "getexif") and hasattr(image, "mode"):  # a PIL image
-    from PIL import ImageOps  # pylint: disable=g-import-not-at-top  (optional)
     image = ImageOps.exif_transpose(image)
     if image.mode not in ("L", "LA", "RGB", "RGBA", "I;16"):
       image = image.convert("RGBA" if "A" in image.getbands() or
