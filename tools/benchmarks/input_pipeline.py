@@ -176,26 +176,6 @@ def main():
   worst = min(p / b for _, _, p, b in rows)
   print(f"worst ratio pipeline / bare = {worst:.2f} (target >= {TARGET_RATIO})"
         f": {'PASS' if worst >= TARGET_RATIO else 'MISS'}")
-  figures = {"rows": [dict(kind=k, pipeline=n, pipeline_images_per_sec=p,
-                           bare_images_per_sec=b, ratio=p / b)
-                      for k, n, p, b in rows], "worst_ratio": worst,
-             "cpus": cpus}
-  if not args.quick:
-    from nima_enhance.models import complexity  # pylint: disable=g-import-not-at-top
-    gflops = complexity.table2_row("mobilenet", (480, 640, 3))["gflops"]
-    accel_ips = args.accel_tflops * 1e3 / (3.0 * gflops)
-    figures["accelerator"] = {"mobilenet_gflops": gflops,
-                              "accel_tflops": args.accel_tflops,
-                              "accel_images_per_sec": accel_ips,
-                              "cores_needed": {}}
-    for kind, name, p, _ in rows:
-      if name == "NIMA paper":
-        cores = accel_ips / (p / cpus)
-        figures["accelerator"]["cores_needed"][kind] = cores
-        print(f"MobileNet NIMA 480x640: {gflops:.2f} GFLOPs forward, ~"
-              f"{3 * gflops:.1f} per training image; an accelerator sustaining "
-              f"{args.accel_tflops:g} TFLOP/s trains ~{accel_ips:.0f} images/s "
-              f"-> {cores:.0f} cores of this CPU with {kind} JPEGs")
   # Cores one accelerator needs for MobileNet NIMA at 480x640, from FLOPs
   # (no accelerator here): a training step is ~3x the forward FLOPs.
   from nima_enhance.models import complexity  # pylint: disable=g-import-not-at-top
