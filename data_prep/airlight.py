@@ -129,5 +129,10 @@ def estimate_airlight(image: np.ndarray) -> np.ndarray:
     raise ValueError(f"expected an RGB image [h, w, 3], got {image.shape}")
   colours, counts = palette(image, _PAIR_COLOURS)
   acc = ndimage.gaussian_filter(vote(colours, counts / counts.sum()), _SMOOTH)
+  if not acc.max() > 0:
+    # No two colours far enough apart to define a line (a flat image): no
+    # haze-lines; the brightest colour is the only evidence of A.
+    brightest = colours[np.argmax(colours.sum(axis=1))]
+    return np.clip(brightest, _LOW, 1.0).astype(np.float32)
   best = np.array(np.unravel_index(np.argmax(acc), acc.shape))
   return (_LOW + best * (1.0 - _LOW) / (_GRID - 1)).astype(np.float32)

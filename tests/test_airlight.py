@@ -92,6 +92,14 @@ def test_single_haze_line_family_is_exact():
   assert np.abs(estimate - truth).max() <= 0.05
 
 
+def test_flat_image_returns_its_colour():
+  """No pair of colours defines a line: the brightest colour, not the grid's
+  darkest corner."""
+  image = np.full((20, 30, 3), (0.7, 0.72, 0.75), np.float32)
+  np.testing.assert_allclose(data_prep.estimate_airlight(image),
+                             (0.7, 0.72, 0.75), atol=1e-6)
+
+
 def test_rejects_gray_images():
   with pytest.raises(ValueError):
     data_prep.estimate_airlight(np.zeros((10, 10)))
