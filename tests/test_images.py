@@ -76,13 +76,12 @@ def test_box_pre_shrink_is_an_exact_block_average(real_photo):
   want = odd[1:241, :300].reshape(80, 3, 100, 3, 3).mean(axis=(1, 3))
   got = images._box_shrink_tf(tf.constant(odd), 3, 3).numpy()  # pylint: disable=protected-access
   np.testing.assert_allclose(got, want, atol=1e-6)
-  # resize 240x300 -> 30x37 (8x, 8.1x): a 4x4 box, then per axis bilinear
-  # to k = ceil(2, 2.03) = (2, 3) times the output size and k-sample means.
+  # resize 240x300 -> 30x37 (8x, 8.1x): a 4x4 box, then the triangle filter
+  # for the 2x step left.
   box = photo.reshape(60, 4, 75, 4, 3).mean(axis=(1, 3))
-  up = _np_bilinear(_np_bilinear(box, 60, 0), 111, 1)
-  want = up.reshape(30, 2, 37, 3, 3).mean(axis=(1, 3))
+  want = tf.image.resize(box, (30, 37), antialias=True).numpy()
   np.testing.assert_allclose(images.resize(photo, (30, 37)), want,
-                             atol=5e-5)
+                             atol=1e-5)
 
 
 def _np_bilinear(x, n_out, axis):
@@ -97,8 +96,8 @@ def _np_bilinear(x, n_out, axis):
 
 
 def test_resize_step_rule_per_factor(real_photo):
-  """Factor < 1.5: plain bilinear; 1.5 <= f < 4: bilinear to ceil(f) x the
-  size, then means of ceil(f) samples; the 1.49 / 1.5 boundary per axis."""
+  """Factor < 1.5: plain bilinear; 1.5 <= f < 2: bilinear to 2x the size,
+  then pair means; >= 2 on an axis: the triangle filter; the boundaries."""
   photo = real_photo[:300, :300]
   # 300 -> 201 (1.49x): plain bilinear on both axes.
   np.testing.assert_allclose(images.resize(photo, (201, 201)),
@@ -109,16 +108,20 @@ def test_resize_step_rule_per_factor(real_photo):
   want = want.reshape(200, 2, 250, 3).mean(axis=1)
   np.testing.assert_allclose(images.resize(photo, (200, 250)), want,
                              atol=5e-5)
-  # 300 -> 90 (3.33x: k = 4, no pre-shrink below 4x).
-  want = _np_bilinear(_np_bilinear(photo, 360, 0), 360, 1)
-  want = want.reshape(90, 4, 90, 4, 3).mean(axis=(1, 3))
-  np.testing.assert_allclose(images.resize(photo, (90, 90)), want,
+  # 300 -> 151 (1.99x, pairs) and 150 (2x: the triangle filter).
+  want = _np_bilinear(_np_bilinear(photo, 302, 0), 302, 1)
+  want = want.reshape(151, 2, 151, 2, 3).mean(axis=(1, 3))
+  np.testing.assert_allclose(images.resize(photo, (151, 151)), want,
                              atol=5e-5)
+  np.testing.assert_allclose(
+      images.resize(photo, (150, 250)),
+      tf.image.resize(photo, (150, 250), antialias=True).numpy(), atol=1e-5)
   # uint8 input (the JPEG fast path) gives the same values, x255.
   u8 = np.round(photo * 255).astype(np.uint8)
-  np.testing.assert_allclose(
-      images._resize_values_tf(tf.constant(u8), (90, 90)).numpy() / 255.0,  # pylint: disable=protected-access
-      images.resize(u8.astype(np.float32) / 255.0, (90, 90)), atol=5e-5)
+  for size in ((200, 250), (90, 90)):
+    np.testing.assert_allclose(
+        images._resize_values_tf(tf.constant(u8), size).numpy() / 255.0,  # pylint: disable=protected-access
+        images.resize(u8.astype(np.float32) / 255.0, size), atol=5e-5)
 
 
 def test_resize_does_not_alias_large_downscales():
@@ -133,9 +136,9 @@ def test_resize_does_not_alias_large_downscales():
 def test_resize_rule_close_to_antialiased_and_same_in_graph(real_photo):
   # Against the triangle filter (tf.image.resize(antialias=True)) on the
   # 512x512 photo, measured mean |difference|: 0.0032 at 1.25x (plain
-  # bilinear), 0.0021 / 0.0045 / 0.0056 at 1.7x / 2.56x / 3.2x (bilinear to
-  # ceil(f) x, then means), 0.0062 / 0.0090 at 5.1x / 8.4x; plain bilinear
-  # alone is 0.0058 / 0.0126 / 0.0170 / 0.028 / 0.039 there.
+  # bilinear), 0.0017 / 0.0021 at 1.55x / 1.7x (bilinear to 2x, then pair
+  # means), 0 at 2-4x (the same filter), 0.0012 / 0.0064 at 5.1x / 8.4x (box,
+  # then triangle); plain bilinear alone is 0.0052 / 0.0058 / 0.028 / 0.039.
   for size in ((400, 410), (300, 330), (150, 170), (100, 100), (61, 73),
                (700, 800)):
     got = images.resize(real_photo, size)

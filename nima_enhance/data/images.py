@@ -495,8 +495,11 @@ def _resize_values_tf(image: tf.Tensor, size) -> tf.Tensor:
            for n, s in zip(static_in, static_size)]
     if max(pre) > 1:
       image = _box_shrink_tf(tf.cast(image, tf.float32), pre[0], pre[1])
-    ks = [-(-int(n) // int(s)) if 2 * int(n) >= 3 * int(s) else 1
-          for n, s in zip(image.shape[-3:-1], static_size)]
+    now = image.shape[-3:-1]
+    if any(int(n) >= 2 * int(s) for n, s in zip(now, static_size)):
+      return tf.image.resize(image, size, method="bilinear", antialias=True)
+    ks = [2 if 2 * int(n) >= 3 * int(s) else 1
+          for n, s in zip(now, static_size)]
     resized = tf.image.resize(
         image, [k * int(s) for k, s in zip(ks, static_size)],
         method="bilinear")
@@ -511,11 +514,18 @@ def _resize_values_tf(image: tf.Tensor, size) -> tf.Tensor:
       image.set_shape(shape[:-3].concatenate([None, None]).concatenate(
           shape[-1:]))
     now = tf.shape(image)[-3:-1]
-    ks = tf.where(2 * now >= 3 * size, (now + size - 1) // size, 1)
-    resized = tf.image.resize(image, ks * size, method="bilinear")
-    return tf.cond(tf.reduce_any(ks > 1),
-                   lambda: _box_shrink_tf(resized, ks[0], ks[1]),
-                   lambda: resized)
+    ks = tf.where(2 * now >= 3 * size, 2, 1)
+
+    def step():
+      resized = tf.image.resize(image, ks * size, method="bilinear")
+      return tf.cond(tf.reduce_any(ks > 1),
+                     lambda: _box_shrink_tf(resized, ks[0], ks[1]),
+                     lambda: resized)
+
+    return tf.cond(tf.reduce_any(now >= 2 * size),
+                   lambda: tf.image.resize(image, size, method="bilinear",
+                                           antialias=True),
+                   step)
 
   pre = tf.maximum(tf.shape(image)[-3:-1] // size // 2, 1)
   # Both branches resize: a uint8 image stays uint8 unless pre-shrunk.
@@ -531,16 +541,18 @@ def resize_tf(image: tf.Tensor, size) -> tf.Tensor:
   Per axis, with f = input / output size:
   - f >= 4: an integer box pre-shrink averages floor(f / 2) pixels (one
     cheap pass), leaving a factor below 4;
-  - then, where the factor left is >= 1.5 (large enough for bilinear's two
-    taps to alias visibly), bilinear to k = ceil(factor) times the output
-    size followed by the mean of each k samples: a box of the factor's width
-    (in input pixels) convolved with bilinear's tent, the low-pass of
-    `tf.image.resize(antialias=True)`'s triangle filter (tests hold it within
-    a few grey levels of it) at a fraction of its cost (ScaleAndTranslate
-    cost ~4x a JPEG decode at AVA sizes);
+  - then, if an axis still shrinks by >= 2: the triangle filter of
+    `tf.image.resize(antialias=True)` (ScaleAndTranslate; on an image
+    already shrunk, so its cost is small);
+  - else, where the factor is in [1.5, 2) (large enough for bilinear's two
+    taps to alias visibly): bilinear to twice the output size along that
+    axis, then the mean of each pair: a box of the factor's width convolved
+    with bilinear's tent, close to the triangle (tests hold it within a few
+    grey levels) at a fraction of its cost (ScaleAndTranslate costs ~4x a
+    JPEG decode at AVA sizes: portraits squeezed to 480x640);
   - below 1.5, plain bilinear.
   After a reduced JPEG decode (`decode_image_tf(target_size=)`) the factor
-  left is below 2, so at most one bilinear pass of twice the output size.
+  left is below 2 unless 1/8 was not enough.
   Every filter is a convex combination (values stay in range up to float
   rounding). Differentiable; with static shapes (XLA) the choices are made
   in Python.
