@@ -136,6 +136,14 @@ def test_tflite_block_targets_speed_and_collapse(tmp_path):
   assert "(0.0200) | n/m |" in body
   assert "17 (rest int8)" in body and "none (full int8)" in body
   assert "collapsed to a constant prediction" in body
+  # Untrained MobileNet (run_all's bounded full mode): agreement caveated.
+  data = json.loads((tmp_path / "results" / "benchmarks.json").read_text())
+  data["records"]["tflite"]["flags"]["mobilenet_steps"] = 0
+  data["records"]["tflite"]["rows"][2]["checkpoint_mean_spread"] = 0.5
+  (tmp_path / "results" / "benchmarks.json").write_text(json.dumps(data))
+  body = render_readme.tflite(results)
+  assert "| mobilenet (96x128), untrained | none |" in body
+  assert "agreement not meaningful" in body
 
 
 def test_input_images_block(tmp_path):

@@ -293,10 +293,15 @@ def memory(results_dir):
   return "\n".join(lines)
 
 
-def _collapsed(row):
+def _caveat(row, flags):
+  """Why a row's agreement is not meaningful ("" when it is)."""
+  if row["backbone"] == "mobilenet" and flags.get("mobilenet_steps") == 0:
+    return "untrained"
   # A checkpoint whose means hardly vary over the held-out images predicts a
   # constant: agreement with it says nothing about the quantization.
-  return row.get("checkpoint_mean_spread", 1.0) < 1e-3
+  if row.get("checkpoint_mean_spread", 1.0) < 1e-3:
+    return "collapsed"
+  return ""
 
 
 def tflite(results_dir):
@@ -315,16 +320,19 @@ def tflite(results_dir):
            f"scratch, {flags.get('small_steps', '?')} steps at 96x128."
            + (" MobileNet: from random weights (ImageNet weights cannot be "
               f"downloaded here), {flags.get('mobilenet_steps', '?')} steps "
-              f"at {flags.get('mobilenet_size', '?')}."
+              f"at {flags.get('mobilenet_size', '?')}" + (
+                  " (untrained, batch-norm statistics recalibrated only: "
+                  "size, latency and integer ops, agreement not meaningful)"
+                  if flags.get("mobilenet_steps") == 0 else "") + "."
               if any(x["backbone"] == "mobilenet" for x in rows) else ""),
            "",
            "| backbone (input) | quantize | size | vs float | ms/image 1 thr "
            "| ms/image 2 thr | Keras ms | max abs mean diff | SRCC of means | "
            "float ops |", "|---|---|---|---|---|---|---|---|---|---|"]
   for row in rows:
-    bad = _collapsed(row)
+    bad = _caveat(row, flags)
     label = f"{row['backbone']} ({row['input']})" + (
-        ", collapsed" if bad else "")
+        f", {bad}" if bad else "")
     diff = f"{row['max_abs_mean_diff']:.4f}"
     srcc = ("n/m" if bad or row.get("srcc_means") is None
             else f"{row['srcc_means']:.3f}")
@@ -339,14 +347,14 @@ def tflite(results_dir):
                  f"{'(' + diff + ')' if bad else diff} | {srcc} | {ops} |")
   notes = []
   for row in rows:
-    if _collapsed(row) and row["quantize"] == "none":
+    if _caveat(row, flags) == "collapsed" and row["quantize"] == "none":
       notes.append(f"{row['backbone']}'s checkpoint collapsed to a constant "
                    f"prediction (means spread "
                    f"{row['checkpoint_mean_spread']:.1g}): its agreement "
                    "figures are in parentheses and not meaningful")
   for quantize, target in (("none", 0.01), ("float16", None)):
     good = [x for x in rows if x["quantize"] == quantize
-            and not _collapsed(x)]
+            and not _caveat(x, flags)]
     if good:
       worst = max(x["max_abs_mean_diff"] for x in good)
       notes.append(f"{'float32' if quantize == 'none' else quantize} "
@@ -363,7 +371,7 @@ def tflite(results_dir):
     text = (f"{x['backbone']} int8: {x['size_vs_float']:.0%} of the float "
             f"file (target <= 35%: "
             f"{'met' if x['size_vs_float'] <= 0.35 else 'not met'}){speed}")
-    if not _collapsed(x):
+    if not _caveat(x, flags):
       text += (f"; max |mean diff| {x['max_abs_mean_diff']:.2f} (target 0.1: "
                f"{'met' if x['max_abs_mean_diff'] <= 0.1 else 'not met'}), "
                f"SRCC {x['srcc_means']:.3f}")

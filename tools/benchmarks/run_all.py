@@ -21,6 +21,34 @@ temporary folder; `--demo quick` runs `nima-enhance-demo --quick` instead,
 and the README then says so). --render then rewrites the README's generated blocks
 (render_readme.py).
 
+Full mode runs each benchmark with FULL_ARGS (bounded configurations: fewer
+files and rounds, the sizes the issues require) and stops starting jobs when
+--budget_minutes (default 50) is spent. Expected duration of the whole full
+run (`python tools/benchmarks/run_all.py --render`) on a quiet 2-core machine:
+about 40 minutes at most (EXPECTED_FULL_SECONDS, printed at the start;
+`--demo quick` saves ~5 of them). Measured 2026-11-30
+20:13-21:05 UTC, one benchmark at a time, with six other jobs on the 2 cores
+(load 9-18), wall seconds with the defaults; the estimates take half of that,
+an upper bound: at that load a process got far less than half the CPU (the
+full demo used ~300 CPU-seconds in ~2000 s of wall time).
+
+  job                defaults, loaded     full run (FULL_ARGS), quiet estimate
+  train_step         275                  140
+  local_laplacian    274                  140
+  dehaze             105                   60
+  tflite             > 720 (timed out)    420 (defaults; small_cnn trained
+                                          in 339 s of the 720)
+  nima_scoring       > 720 (timed out)    300
+  input_pipeline     > 720 (timed out)    200
+  can_inference      not measured         300
+  peak_memory        not measured         260 (operators alone)
+  prep_targets_beam  skipped (no Beam)     60
+  complexity         ~30                   30
+  demo (full)        ~2000 (~320 CPU s)   480 (from its CPU time)
+
+Each record keeps its flags and its wall time (`seconds`), shown in the
+README's Performance table, so the next run can check these estimates.
+
 Exit status: 1 if any benchmark raised or wrote no record (a figure that
 misses its target is recorded as MISS and does not fail the run), else 0.
 Numpy benchmarks run without the OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE
@@ -45,13 +73,32 @@ NOT_BENCHMARKS = {"run_all.py", "record.py", "render_readme.py"}
 # Full mode: each benchmark's flags (its defaults where absent). Bounded so
 # that the whole full run fits the budget below on a quiet 2-core machine,
 # keeping the sizes the issues require (see the module docstring).
-FULL_ARGS = {}
+FULL_ARGS = {
+    # 64 JPEGs (two full batches of 32) and two rounds for the ratio, 4 of
+    # the 24 MP JPEGs, 150 crops for the score agreement.
+    "nima_scoring": ["--images", "64", "--rounds", "2", "--large_images", "4",
+                     "--score_crops", "150"],
+    # Both sizes (AVA and 12 MP), half the files and batches, two rounds.
+    "input_pipeline": ["--files", "24", "--batches", "3", "--rounds", "2"],
+    # tflite.py: its defaults (small_cnn and MobileNet trained 300 steps
+    # each: the int8 agreement figures need trained models). If it overruns,
+    # `--mobilenet_steps 0` (MobileNet untrained: size, latency, integer ops)
+    # saves most of its time.
+    # 12/24/48 MP, the operators alone (prep_targets mode: run the script
+    # with its defaults, ~2x longer).
+    "peak_memory": ["--modes", "operator"],
+}
 
 # Expected seconds of each full-mode job on a quiet 2-core machine: about
 # half of what was measured with other jobs on the cores (the measurements
 # are in the module docstring). Used for the plan printed at the start and
 # for --budget_minutes.
-EXPECTED_FULL_SECONDS = {}
+EXPECTED_FULL_SECONDS = {
+    "can_inference": 300, "dehaze": 60, "input_pipeline": 200,
+    "local_laplacian": 140, "nima_scoring": 300, "peak_memory": 260,
+    "prep_targets_beam": 60, "tflite": 420, "train_step": 140,
+    "complexity": 30, "demo": 480,
+}
 
 
 def benchmark_names():
