@@ -15,7 +15,8 @@ Scorer file (signature "serving_default"):
   -> distribution float32 [1, 10], mean float32 [1], std float32 [1]
   (int8 runs the ops in integers and dequantizes the outputs, except the
   ops tflite_quantize.FLOAT_IN_INT8 names for the backbone: small_cnn's
-  16 std-pooling ops; tflite_metadata.json lists every float op).
+  mean/std pooling, concatenation and LayerNorm; its convolutions and dense
+  layers are int8; tflite_metadata.json lists every float op).
 
 Enhancer file: images float32 [1, H, W, 3] in [0, 1] at the `--input_size`
 fixed at export -> images float32 [1, H, W, 3] clipped to [0, 1]; none or
@@ -63,8 +64,12 @@ read_metadata = tflite_runner.read_metadata
 float_ops_of = tflite_quantize.float_ops_of
 resolve_tflite = tflite_runner.resolve_tflite
 score_files_with_tflite = tflite_runner.score_files_with_tflite
-# Calibration images for int8 and held-out images for the agreement check.
-NUM_CALIBRATION = 64
+# int8: up to NUM_AGREEMENT images (an eighth at most) are held out of the
+# calibration for the agreement check written to the metadata; the next
+# NUM_CALIBRATION calibrate. Min/max calibration clips whatever the sample
+# did not reach, so all recorded images calibrate (64 of them left
+# small_cnn's held-out means further off; docs/serving.md).
+NUM_CALIBRATION = 256
 NUM_AGREEMENT = 32
 _SCORER_OUTPUTS = ("distribution", "mean", "std")
 
@@ -98,7 +103,8 @@ def _frozen(fn, spec: tf.TensorSpec, names: Sequence[str]):
 
 def convert(fn, spec: tf.TensorSpec, names: Sequence[str], quantize: str,
             representative: Optional[Iterator[np.ndarray]] = None,
-            float_tensors: Optional[str] = None) -> Tuple[bytes, List[str]]:
+            float_tensors: Optional[str] = None,
+            float_outputs: Sequence[str] = ()) -> Tuple[bytes, List[str]]:
   """Converts fn (one [1, ...] float32 input -> tuple of outputs) to TFLite.
 
   Args:
@@ -110,6 +116,8 @@ def convert(fn, spec: tf.TensorSpec, names: Sequence[str], quantize: str,
     float_tensors: for int8, a regular expression on TFLite tensor names:
       the ops producing matching tensors stay float32 (dequantized in,
       quantized out); None or no match: full-integer.
+    float_outputs: for int8 with float_tensors, signature outputs (of
+      `names`) whose producing ops stay float32 as well.
 
   Returns:
     (the .tflite flatbuffer, names of the tensors kept in float).
@@ -140,7 +148,8 @@ def convert(fn, spec: tf.TensorSpec, names: Sequence[str], quantize: str,
     if quantize != "int8" or not float_tensors:
       return converter.convert(), []
     return tflite_quantize.quantize_except(converter,
-                                           re.compile(float_tensors))
+                                           re.compile(float_tensors),
+                                           float_outputs)
   except Exception as err:  # pylint: disable=broad-except
     first = str(err).strip().splitlines()[0] if str(err).strip() else ""
     raise TfliteError(f"TFLite conversion ({quantize}) failed: "
@@ -199,15 +208,24 @@ def _image_sources(spec: Dict[str, object], model_dir: str,
   return [paths[i] for i in order], source
 
 
-def _eval_pixels(paths: Sequence[str],
-                 preprocessing: Dict[str, object]) -> Iterator[np.ndarray]:
-  """[1, H, W, 3] float pixels in [0, 255], decoded as nima-score does."""
-  if not paths:
-    return
-  dataset = tf.data.Dataset.from_tensor_slices(list(paths)).map(
-      lambda p: scoring.eval_pixels_tf(ava.load_image_tf(p), preprocessing))
-  for pixels in dataset.ignore_errors():
-    yield pixels.numpy()[None]
+def eval_pixels_of_files(paths: Sequence[str],
+                         preprocessing: Dict[str, object]
+                        ) -> Iterator[np.ndarray]:
+  """[1, H, W, 3] float pixels in [0, 255] of each readable file.
+
+  The reading path of `scoring.score_files` (nima-score): `images.read_image`
+  (orientation, alpha, formats) with the reduced JPEG decode toward
+  `ava.decode_size`, then `scoring.eval_pixels` (the one resize rule), so the
+  int8 calibration sees the pixels the file will be given. Unreadable files
+  are skipped (they were filtered by `images.file_problem` already).
+  """
+  target = ava.decode_size(preprocessing)
+  for path in paths:
+    try:
+      image = images.read_image(path, target_size=target)
+    except images.ImageReadError:
+      continue
+    yield scoring.eval_pixels(image, preprocessing)[None]
 
 
 def scorer_agreement(reference, candidate, paths: Sequence[str],
@@ -245,7 +263,8 @@ def scorer_agreement(reference, candidate, paths: Sequence[str],
 
 
 def _export_scorer(model_dir: str, spec: Dict[str, object], quantize: str,
-                   representative_dir: Optional[str], out_dir: str
+                   representative_dir: Optional[str], out_dir: str,
+                   int8_float_ops: Optional[str] = None
                   ) -> Dict[str, object]:
   bundle = scoring.load_nima(model_dir)
   preprocessing = bundle.preprocessing
@@ -254,24 +273,32 @@ def _export_scorer(model_dir: str, spec: Dict[str, object], quantize: str,
 
   def fn(pixels):
     distribution = model(pixels, training=False)
-    return (distribution, metrics.mean_score(distribution),
-            metrics.std_score(distribution))
+    with tf.name_scope(tflite_quantize.SCORES_SCOPE):
+      return (distribution, metrics.mean_score(distribution),
+              metrics.std_score(distribution))
 
   paths, source = _image_sources(spec, model_dir, representative_dir,
                                  required=quantize == "int8")
-  calibration = paths[:NUM_CALIBRATION]
-  held_out = paths[NUM_CALIBRATION:NUM_CALIBRATION + NUM_AGREEMENT]
+  num_held_out = min(NUM_AGREEMENT, len(paths) // 8)
+  held_out = paths[:num_held_out]
+  calibration = paths[num_held_out:num_held_out + NUM_CALIBRATION]
   representative = None
   if quantize == "int8":
     representative = [input_ramp(height, width)] + list(
-        _eval_pixels(calibration, preprocessing))
-  float_pattern = tflite_quantize.FLOAT_IN_INT8.get(_backbone(spec))
+        eval_pixels_of_files(calibration, preprocessing))
+  default = int8_float_ops is None
   content, kept_float = convert(
       fn, tf.TensorSpec([1, height, width, 3], tf.float32, name="pixels"),
-      _SCORER_OUTPUTS, quantize, representative, float_pattern)
-  if float_pattern and quantize == "int8" and not kept_float:
-    raise TfliteError("int8: the small_cnn standard-deviation pooling ops "
-                      "to keep in float were not found in the graph")
+      _SCORER_OUTPUTS, quantize, representative,
+      tflite_quantize.float_pattern(_backbone(spec)) if default
+      else int8_float_ops, ("mean", "std") if default else ())
+  for name, pattern in (
+      ("output tail", tflite_quantize.FLOAT_TAIL),
+      (_backbone(spec), tflite_quantize.FLOAT_IN_INT8.get(_backbone(spec)))):
+    if (quantize == "int8" and default and pattern and
+        not any(re.search(pattern, t) for t in kept_float)):
+      raise TfliteError(f"int8: the {name} ops to keep in float ({pattern}) "
+                        "were not found in the graph")
   model_path = os.path.join(out_dir, MODEL_FILE)
   with open(model_path, "wb") as f:
     f.write(content)
@@ -299,7 +326,9 @@ def _export_scorer(model_dir: str, spec: Dict[str, object], quantize: str,
       "float_ops": (tflite_quantize.float_ops_of(model_path)
                     if quantize == "int8" else None),
       "float_ops_kept_on_purpose": ({"tensors": kept_float,
-                                     "why": tflite_quantize.FLOAT_IN_INT8_WHY}
+                                     "why": tflite_quantize.float_reasons(
+                                         _backbone(spec)) if default else
+                                            f"asked for: {int8_float_ops}"}
                                     if kept_float else None),
       "calibration": ({"images": len(calibration) + 1, "source": source,
                        "plus": "one 0..255 ramp (pins the input range)"}
@@ -372,7 +401,8 @@ def export_tflite(model_dir: str, export_dir: str, kind: Optional[str] = None,
                   quantize: str = "none",
                   representative_dir: Optional[str] = None,
                   input_size: Optional[Tuple[int, int]] = None,
-                  version: Optional[int] = None) -> str:
+                  version: Optional[int] = None,
+                  int8_float_ops: Optional[str] = None) -> str:
   """Exports the latest checkpoint of model_dir as a versioned .tflite.
 
   Writes `export_dir/<version>/model.tflite` and `tflite_metadata.json` in a
@@ -388,6 +418,10 @@ def export_tflite(model_dir: str, export_dir: str, kind: Optional[str] = None,
     input_size: (height, width) of the enhancer's fixed input (required for
       the enhancer; the scorer takes model_spec.json's image_size).
     version: integer version folder; default: current time in seconds.
+    int8_float_ops: scorer int8 only, for comparisons (the benchmark's int8
+      variants): a regular expression of TFLite tensor names to keep in
+      float instead of `tflite_quantize.float_pattern(backbone)`; "" is
+      full-integer. None: the shipped choice.
 
   Returns:
     the path of the written model.tflite.
@@ -409,7 +443,7 @@ def export_tflite(model_dir: str, export_dir: str, kind: Optional[str] = None,
   try:
     if kind == export.SCORER:
       details = _export_scorer(model_dir, spec, quantize, representative_dir,
-                               tmp_dir)
+                               tmp_dir, int8_float_ops)
       checkpoint = tf.train.latest_checkpoint(model_dir)
     else:
       details = _export_enhancer(model_dir, quantize, representative_dir,

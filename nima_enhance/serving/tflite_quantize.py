@@ -3,35 +3,67 @@
 Used by `tflite.convert` for `--quantize int8`: TFLite's public converter is
 all-or-nothing (full integer, or a float fallback it chooses); the scorer of
 some backbones needs a few named ops in float to keep its means within 0.1
-of the checkpoint (README "On-device").
+of the checkpoint (docs/serving.md "On-device (TFLite)").
 """
 
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 
 # --quantize int8 ops kept in float, per backbone (a regular expression on
-# TFLite tensor names). small_cnn (models/small.py): the per-channel variance
-# and square root of GlobalMeanStdPooling, 4 ops per stage. Per-tensor int8
-# rounds the squared deviations of its weak channels (std ~0.003 against a
-# range set by the strong channels, ~0.4) to zero: full-integer int8 shifted
-# the means by up to 0.29-0.39, these 16 ops in float by 0.07-0.14 on two
-# trainings (README "On-device"). Export-time rewrites (channel balancing folded into the
-# convolutions, the LayerNorm folded into small_fc, the norm computed as an
-# L2_NORMALIZATION dot product) were measured and did worse.
+# TFLite tensor names). small_cnn (models/small.py): its "statistics head",
+# every op of the four GlobalMeanStdPooling layers, their concatenation and
+# the LayerNorm over it, on [1, 416] vectors except the squared deviations.
+# Its pooled per-channel means and standard deviations span three orders of
+# magnitude (weak channels' std ~0.003 against ~0.4), and int8 gives a tensor
+# one scale: full-integer int8 rounds the weak ones to a few steps or zero
+# and moved the held-out means far past 0.1. The convolutions and dense
+# layers (all the weights) stay int8. tools/benchmarks/tflite.py measures
+# this choice beside full integer and the std ops alone (its record's
+# int8_variants); docs/serving.md "On-device (TFLite)".
 FLOAT_IN_INT8 = {
-    "small_cnn": r"small_pool\d+(_\d+)?/(\S*Square\S*|Mean_1|add|Sqrt)$"}
-FLOAT_IN_INT8_WHY = ("small_cnn per-channel standard deviation (squared "
-                     "deviation, its spatial mean, +eps, sqrt per stage): "
-                     "int8 rounds the weak channels' squared deviations to "
-                     "zero")
+    "small_cnn": r"small_pool\d+(_\d+)?/|small_features|small_norm"}
+FLOAT_IN_INT8_WHY = ("small_cnn statistics head (per-channel mean and "
+                     "standard deviation pooling of the 4 stages, their "
+                     "concatenation, LayerNorm): their values span three "
+                     "orders of magnitude, which one int8 scale per tensor "
+                     "rounds to zero for the weak channels")
 
 
-def quantize_except(converter, pattern) -> Tuple[bytes, List[str]]:
+# The scorer's output tail (mean and std from the 10-bucket distribution,
+# under this name scope in `tflite._export_scorer`) stays float for every
+# backbone: 30 multiply-adds, and the file's own `mean`/`std` outputs are then
+# the closed forms of its `distribution` (in int8 they carried up to 0.27 of
+# rounding).
+SCORES_SCOPE = "scores"
+FLOAT_TAIL = rf"^{SCORES_SCOPE}/"
+FLOAT_TAIL_WHY = ("output tail (mean and std of the distribution): the "
+                  "file's mean/std outputs are then exact functions of its "
+                  "distribution output")
+
+
+def float_pattern(backbone: Optional[str]) -> str:
+  """The tensors an int8 scorer of this backbone keeps in float (a regex)."""
+  own = FLOAT_IN_INT8.get(backbone or "")
+  return FLOAT_TAIL + (f"|{own}" if own else "")
+
+
+def float_reasons(backbone: Optional[str]) -> List[str]:
+  """Why `float_pattern(backbone)` keeps each of its parts in float."""
+  own = FLOAT_IN_INT8_WHY if backbone in FLOAT_IN_INT8 else None
+  return [FLOAT_TAIL_WHY] + ([own] if own else [])
+
+
+def quantize_except(converter, pattern, float_outputs: Sequence[str] = ()
+                   ) -> Tuple[bytes, List[str]]:
   """int8 (uint8 input) with the ops producing `pattern` tensors in float.
+
+  `float_outputs`: signature outputs whose producing op stays float too (a
+  signature output tensor is named after the signature, "PartitionedCall:1",
+  not after the op's name scope).
 
   The public converter has no per-op switch; this is the route TFLite's own
   QuantizationDebugger takes (calibrate, then quantize with a denylist).
@@ -41,8 +73,13 @@ def quantize_except(converter, pattern) -> Tuple[bytes, List[str]]:
   from tensorflow.lite.python import util as lite_util  # pylint: disable=g-import-not-at-top
   converter._experimental_calibrate_only = True  # pylint: disable=protected-access
   calibrated = converter.convert()
-  details = tf.lite.Interpreter(model_content=calibrated).get_tensor_details()
-  kept = sorted({d["name"] for d in details if pattern.search(d["name"])})
+  interpreter = tf.lite.Interpreter(model_content=calibrated)
+  details = interpreter.get_tensor_details()
+  kept = {d["name"] for d in details if pattern.search(d["name"])}
+  if float_outputs:
+    outputs = interpreter.get_signature_runner().get_output_details()
+    kept |= {outputs[name]["name"] for name in float_outputs}
+  kept = sorted(kept)
   # Float in and out, then the input set to uint8 (its calibrated scale)
   # as TFLiteConverter itself does for inference_input_type.
   content = convert_lib.mlir_quantize(calibrated, fully_quantize=False,
@@ -67,5 +104,6 @@ def float_ops_of(path: str) -> List[str]:
   return found
 
 
-__all__ = ["FLOAT_IN_INT8", "FLOAT_IN_INT8_WHY", "quantize_except",
-           "float_ops_of"]
+__all__ = ["FLOAT_IN_INT8", "FLOAT_IN_INT8_WHY", "FLOAT_TAIL", "SCORES_SCOPE",
+           "FLOAT_TAIL_WHY", "float_pattern", "float_reasons",
+           "quantize_except", "float_ops_of"]
