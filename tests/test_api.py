@@ -5,6 +5,7 @@ resized by numpy/TF outside the API (scorer), the Keras CAN called on the
 image (enhancer), and the same results from a model dir and its SavedModel.
 """
 
+import io
 import os
 
 import numpy as np
@@ -118,3 +119,20 @@ def test_enhancer_arrays_keep_their_type_and_files(dirs, tmp_path):
                                            "coffee.png"))
   source = images.read_image(os.path.join(dirs["photos"], "coffee.png"))
   np.testing.assert_allclose(written, enhancer.enhance(source), atol=1 / 255)
+
+
+def test_pil_images_get_their_exif_orientation():
+  """A PIL image stored sideways (EXIF Orientation 6) is read upright, as
+  its file would be; numpy arrays are taken as they are."""
+  from nima_enhance import api  # pylint: disable=import-outside-toplevel
+  stored = np.zeros((2, 3, 3), np.uint8)
+  stored[0, 0] = 255  # top-left as stored
+  image = Image.fromarray(stored)
+  exif = image.getexif()
+  exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+  buffer = io.BytesIO()
+  image.save(buffer, format="PNG", exif=exif)
+  upright = api.as_array(Image.open(io.BytesIO(buffer.getvalue())), "x")
+  assert upright.shape == (3, 2, 3)
+  np.testing.assert_array_equal(upright, np.rot90(stored, k=-1))
+  np.testing.assert_array_equal(api.as_array(stored, "x"), stored)
