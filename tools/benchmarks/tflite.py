@@ -187,6 +187,8 @@ def bench_backbone(name, model_dir, export_root, held_out, ratings, rounds,
            for s in scored]
   checkpoint_srcc = float(metrics.srcc(np.array(rated),
                                        np.array(checkpoint_means)))
+  if not np.isfinite(checkpoint_srcc):
+    checkpoint_srcc = None  # constant means (JSON has no NaN)
   rows = []
   for quantize in quantizations:
     start = time.perf_counter()
