@@ -171,7 +171,7 @@ def main(argv=None) -> int:
   parser.add_argument("--budget_minutes", type=float, default=None,
                       help="stop starting jobs once this much time is spent "
                       "(each job's timeout is the time left); jobs not run "
-                      "count as failed (default: 50 full, 10 quick)")
+                      "count as failed (default: 50 full, 30 quick)")
   args = parser.parse_args(argv)
   if args.budget_minutes is not None and args.budget_minutes <= 0:
     print(f"run_all.py: --budget_minutes must be > 0, got "
@@ -188,7 +188,7 @@ def main(argv=None) -> int:
     names = [n for n in names if n in args.only.split(",")]
   names = [n for n in names if n not in args.skip.split(",")]
   timeout = args.timeout or (600 if args.quick else 7200)
-  budget = Budget(60 * (args.budget_minutes or (10 if args.quick else 50)))
+  budget = Budget(60 * (args.budget_minutes or (30 if args.quick else 50)))
   if not args.quick:
     jobs = list(names) + ([] if args.no_results else ["complexity"] + (
         ["demo"] if _demo_mode(args) == "full" else []))
