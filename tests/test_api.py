@@ -106,6 +106,11 @@ def test_enhancer_arrays_keep_their_type_and_files(dirs, tmp_path):
   as_uint8 = enhancer.enhance(photo)
   assert as_uint8.dtype == np.uint8
   np.testing.assert_array_equal(as_uint8, np.round(expected * 255))
+  # 16-bit in, 16-bit out: x * 257 / 65535 is the same pixel as x / 255.
+  as_uint16 = enhancer.enhance(photo.astype(np.uint16) * 257)
+  assert as_uint16.dtype == np.uint16
+  assert np.abs(as_uint16.astype(np.int64)
+                - np.round(expected * 65535)).max() <= 1
   from_pil = enhancer.enhance(Image.fromarray(photo))
   np.testing.assert_array_equal(from_pil, as_uint8)
   # The band schedule (default) gives the same pixels.
