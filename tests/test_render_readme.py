@@ -136,12 +136,19 @@ def test_tflite_block_targets_speed_and_collapse(tmp_path):
   assert "(0.0200) | n/m |" in body
   assert "17 (rest int8)" in body and "none (full int8)" in body
   assert "collapsed to a constant prediction" in body
+  assert "int8 variants" not in body
   # Untrained MobileNet (run_all's bounded full mode): agreement caveated.
   data = json.loads((tmp_path / "results" / "benchmarks.json").read_text())
   data["records"]["tflite"]["flags"]["mobilenet_steps"] = 0
   data["records"]["tflite"]["rows"][2]["checkpoint_mean_spread"] = 0.5
   (tmp_path / "results" / "benchmarks.json").write_text(json.dumps(data))
+  data["records"]["tflite"]["figures"]["int8_variants"] = [
+      {"backbone": "small_cnn", "variant": "full integer",
+       "size_bytes": 290_000, "float_ops": ["NEG x"],
+       "max_abs_mean_diff": 0.4, "srcc_means": None}]
+  (tmp_path / "results" / "benchmarks.json").write_text(json.dumps(data))
   body = render_readme.tflite(results)
+  assert "| small_cnn | full integer | 0.29 MB | 1 | 0.400 | n/a |" in body
   assert "| mobilenet (96x128), untrained | none |" in body
   assert "agreement not meaningful" in body
 

@@ -377,6 +377,20 @@ def tflite(results_dir):
                f"SRCC {x['srcc_means']:.3f}")
     notes.append(text)
   lines += [""] + [f"* {n}." for n in notes]
+  variants = r.get("figures", {}).get("int8_variants") or []
+  if variants:
+    lines += ["", "int8 variants exported from the same checkpoint (which "
+              "ops stay float), agreement on the same held-out images:", "",
+              "| backbone | variant | size | float ops | max abs mean diff | "
+              "SRCC of means |", "|---|---|---|---|---|---|"]
+    for v in variants:
+      srcc = ("n/a" if v.get("srcc_means") is None
+              else f"{v['srcc_means']:.3f}")
+      ops = v["float_ops"]
+      ops = len(ops) if isinstance(ops, list) else ops
+      lines.append(f"| {v['backbone']} | {v['variant']} | "
+                   f"{v['size_bytes'] / 1e6:.2f} MB | {ops} | "
+                   f"{v['max_abs_mean_diff']:.3f} | {srcc} |")
   return "\n".join(lines)
 
 
