@@ -506,33 +506,38 @@ def _resize_values_tf(image: tf.Tensor, size) -> tf.Tensor:
     if max(ks) > 1:
       resized = _box_shrink_tf(resized, ks[0], ks[1])
     return tf.cast(resized, tf.float32)
+  # One switch over the four cases (nested conds in a tf.data map function
+  # cost far more than their ops: each level runs as a function call).
   size = tf.cast(size, tf.int32)
   shape = image.shape
+  n = tf.shape(image)[-3:-1]
 
-  def finish(image):
+  def plain():
+    return tf.cast(tf.image.resize(image, size, method="bilinear"),
+                   tf.float32)
+
+  def pairs():
+    ks = tf.where(2 * n >= 3 * size, 2, 1)
+    return _box_shrink_tf(tf.image.resize(image, ks * size,
+                                          method="bilinear"), ks[0], ks[1])
+
+  def triangle():
+    return tf.image.resize(tf.cast(image, tf.float32), size,
+                           method="bilinear", antialias=True)
+
+  def boxed():
+    pre = tf.maximum(n // size // 2, 1)
+    shrunk = _box_shrink_tf(tf.cast(image, tf.float32), pre[0], pre[1])
     if shape.rank is not None:  # tf.image.resize needs the rank
-      image.set_shape(shape[:-3].concatenate([None, None]).concatenate(
+      shrunk.set_shape(shape[:-3].concatenate([None, None]).concatenate(
           shape[-1:]))
-    now = tf.shape(image)[-3:-1]
-    ks = tf.where(2 * now >= 3 * size, 2, 1)
+    # Every axis shrunk by >= 4 is left with a factor in [2, 3).
+    return tf.image.resize(shrunk, size, method="bilinear", antialias=True)
 
-    def step():
-      resized = tf.image.resize(image, ks * size, method="bilinear")
-      return tf.cond(tf.reduce_any(ks > 1),
-                     lambda: _box_shrink_tf(resized, ks[0], ks[1]),
-                     lambda: resized)
-
-    return tf.cond(tf.reduce_any(now >= 2 * size),
-                   lambda: tf.image.resize(image, size, method="bilinear",
-                                           antialias=True),
-                   step)
-
-  pre = tf.maximum(tf.shape(image)[-3:-1] // size // 2, 1)
-  # Both branches resize: a uint8 image stays uint8 unless pre-shrunk.
-  return tf.cond(tf.reduce_any(pre > 1),
-                 lambda: finish(_box_shrink_tf(tf.cast(image, tf.float32),
-                                               pre[0], pre[1])),
-                 lambda: finish(image))
+  index = tf.where(tf.reduce_any(n >= 4 * size), 3,
+                   tf.where(tf.reduce_any(n >= 2 * size), 2,
+                            tf.where(tf.reduce_any(2 * n >= 3 * size), 1, 0)))
+  return tf.switch_case(index, [plain, pairs, triangle, boxed])
 
 
 def resize_tf(image: tf.Tensor, size) -> tf.Tensor:
@@ -567,28 +572,38 @@ def _decode_resized_tf(image_bytes: tf.Tensor, size_of, max_pixels,
                        scale: float) -> tf.Tensor:
   """Checked decode, resized to size_of(upright) -> (size, resize?), * scale.
 
-  The header is parsed once. A JPEG is decoded reduced toward the size and
-  resized from its uint8 pixels; other formats through `decode_checked_tf`.
-  Not clipped (convex filters): `resize_tf` of the float decode up to
-  float rounding (~1e-6 of `scale`).
+  The header is parsed once and one switch picks the decoder: JPEG at the
+  reduced scale (resized from its uint8 pixels) or any other format through
+  `decode_checked_tf`. A photo not to be resized goes through the resize at
+  its own size (bilinear at scale 1: the same values, no branch). Not
+  clipped (convex filters): `resize_tf` of the float decode up to float
+  rounding (~1e-6 of `scale`).
   """
   data, fmt, height, width, orientation = image_graph.checked_header_tf(
       image_bytes, max_pixels)
-  size, shrink = size_of(image_graph.upright_tf(height, width, orientation))
+  upright = image_graph.upright_tf(height, width, orientation)
+  size, shrink = size_of(upright)
+  if shrink is not True:
+    size = tf.where(shrink, size, upright)
 
-  def jpeg():
-    pixels = image_graph.decode_jpeg_uint8_tf(
-        data, height, width, orientation, tf.where(shrink, size, 0))
-    return tf.cond(shrink, lambda: _resize_values_tf(pixels, size),
-                   lambda: tf.cast(pixels, tf.float32)) * (scale / 255.0)
+  def jpeg(ratio):
+    def decode():
+      pixels = image_graph.orient_tf(
+          tf.io.decode_jpeg(data, channels=3, ratio=ratio), orientation)
+      pixels.set_shape([None, None, 3])
+      return _resize_values_tf(pixels, size) * (scale / 255.0)
+    return decode
 
   def other():
     image = image_graph.decode_checked_tf(data, fmt, height, width,
                                           orientation)
-    return tf.cond(shrink, lambda: _resize_values_tf(image, size),
-                   lambda: image) * scale
+    return _resize_values_tf(image, size) * scale
 
-  image = tf.cond(tf.equal(fmt, image_headers.JPEG), jpeg, other)
+  index = tf.where(tf.equal(fmt, image_headers.JPEG),
+                   image_graph._jpeg_scale_index(upright[0], upright[1], size),  # pylint: disable=protected-access
+                   len(image_graph.JPEG_RATIOS))
+  image = tf.switch_case(index, [jpeg(r) for r in image_graph.JPEG_RATIOS]
+                         + [other])
   image.set_shape([None, None, 3])
   return image
 
@@ -605,8 +620,8 @@ def decode_resized_tf(image_bytes: tf.Tensor, size,
   rounding.
   """
   size = tf.cast(size, tf.int32)
-  image = _decode_resized_tf(image_bytes, lambda _: (size, tf.constant(True)),
-                             max_pixels, scale)
+  image = _decode_resized_tf(image_bytes, lambda _: (size, True), max_pixels,
+                             scale)
   static = tf.get_static_value(size)
   if static is not None:
     image.set_shape([int(static[0]), int(static[1]), 3])
