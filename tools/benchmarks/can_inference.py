@@ -206,15 +206,26 @@ def _run_child(args, job):
   return json.loads(lines[-1])
 
 
+# Runs argv[1:] and prints its exit code and peak RSS (wait4). A child's
+# ru_maxrss counts the memory of the process it was forked from until exec,
+# so the command is started from this small, fresh interpreter, never from
+# the benchmark's (large) process.
+_WAIT4 = """
+import os, subprocess, sys
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL)
+_, status, usage = os.wait4(proc.pid, 0)
+print(os.waitstatus_to_exitcode(status), usage.ru_maxrss * 1024)
+"""
+
+
 def _peak_of(cmd, env=None):
   """(exit code, wall seconds, peak resident bytes) of a command."""
   start = time.perf_counter()
-  proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, env=env)
-  _, status, usage = os.wait4(proc.pid, 0)
-  proc.returncode = os.waitstatus_to_exitcode(status)
-  return (proc.returncode, time.perf_counter() - start,
-          usage.ru_maxrss * 1024)
+  out = subprocess.run([sys.executable, "-c", _WAIT4] + list(cmd),
+                       capture_output=True, text=True, env=env, check=False)
+  code, peak = out.stdout.split()[-2:]
+  return int(code), time.perf_counter() - start, int(peak)
 
 
 _SERVE = """
@@ -411,7 +422,6 @@ def nima_precision(rounds, crops_per_photo=16):
   import keras  # pylint: disable=g-import-not-at-top
   from skimage import data  # pylint: disable=g-import-not-at-top
   from nima_enhance import metrics  # pylint: disable=g-import-not-at-top
-  from nima_enhance import scoring  # pylint: disable=g-import-not-at-top
   from nima_enhance.models import nima  # pylint: disable=g-import-not-at-top
   work = tempfile.mkdtemp(prefix="nima_precision_")
   keras.utils.set_random_seed(0)
@@ -426,8 +436,8 @@ def nima_precision(rounds, crops_per_photo=16):
     for _ in range(crops_per_photo):
       y = rng.integers(0, photo.shape[0] - 224 + 1)
       x = rng.integers(0, photo.shape[1] - 224 + 1)
-      pixels.append(scoring.eval_pixels(photo[y:y + 224, x:x + 224],
-                                        preprocessing))
+      # Already the network's input size: the crop itself, in [0, 255].
+      pixels.append(photo[y:y + 224, x:x + 224] * 255.0)
   pixels = tf.constant(np.stack(pixels))
   model = nima.build_nima("mobilenet", weights=None)
   # A random head on random features gives ~equal logits (every mean score
