@@ -179,12 +179,14 @@ def main():
         f": {'PASS' if worst >= TARGET_RATIO else 'MISS'}")
   # Cores one accelerator needs for MobileNet NIMA at 480x640, from FLOPs
   # (no accelerator here): a training step is ~3x the forward FLOPs.
+  # Skipped by --quick (building MobileNet to count its FLOPs takes seconds).
   from nima_enhance.models import complexity  # pylint: disable=g-import-not-at-top
-  gflops = complexity.table2_row("mobilenet", (480, 640, 3))["gflops"]
+  gflops = (float("nan") if args.quick else
+            complexity.table2_row("mobilenet", (480, 640, 3))["gflops"])
   accel_ips = args.accel_tflops * 1e3 / (3.0 * gflops)
   cores = {}
   for kind, name, p, _ in rows:
-    if name == "NIMA paper":
+    if name == "NIMA paper" and not args.quick:
       cores[kind] = accel_ips / (p / cpus)
       print(f"MobileNet NIMA 480x640: {gflops:.2f} GFLOPs forward, ~"
             f"{3 * gflops:.1f} per training image; an accelerator sustaining "
@@ -198,9 +200,10 @@ def main():
                      bare_images_per_sec_per_core=b / cpus)
                 for k, n, p, b in rows], "worst_ratio": worst,
        "cpus": cpus,
-       "accelerator": {"cores_needed": cores, "mobilenet_gflops": gflops,
-                       "accel_tflops": args.accel_tflops,
-                       "accel_images_per_sec": accel_ips}},
+       "accelerator": None if args.quick else {
+           "cores_needed": cores, "mobilenet_gflops": gflops,
+           "accel_tflops": args.accel_tflops,
+           "accel_images_per_sec": accel_ips}},
       target=f"every pipeline >= {TARGET_RATIO}x its bare decode + resize",
       verdict="PASS" if worst >= TARGET_RATIO else "MISS",
       summary="; ".join(f"{k} {n}: {p:.1f} vs bare {b:.1f} images/s "
