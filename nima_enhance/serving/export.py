@@ -51,6 +51,7 @@ from nima_enhance import metrics
 from nima_enhance import model_dir as model_dir_lib
 from nima_enhance import scoring
 from nima_enhance.data import ava
+from nima_enhance.data import image_headers
 from nima_enhance.data import images
 from nima_enhance.enhance import inference as enhancement
 from nima_enhance.models import can_streaming
@@ -236,8 +237,15 @@ def make_enhancer_module(model, tile_size: Optional[int] = None,
   def png_of(image_bytes):
     decoded = _checked_decode_tf(image_bytes)
     if quantized_of is not None:
-      # Quantized band by band: no float copy of the whole output.
-      return tf.io.encode_png(quantized_of(decoded))
+      # Quantized band by band: no float copy of the whole output. A JPEG
+      # holds k / 255 exactly: it enters the loop as uint8 (as in enhance),
+      # so its float decode (576 MB at 48 MP) is freed before the loop.
+      is_jpeg = tf.equal(image_headers.header_tf(image_bytes)[0],
+                         image_headers.JPEG)
+      return tf.io.encode_png(tf.cond(
+          is_jpeg,
+          lambda: quantized_of(tf.cast(tf.round(decoded * 255.0), tf.uint8)),
+          lambda: quantized_of(decoded)))
     enhanced = run(decoded[None])[0]
     # tf.round rounds half to even like np.round in images.quantize, so the
     # PNG holds the same values `enhance --bit_depth 8` writes.
