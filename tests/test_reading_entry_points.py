@@ -359,6 +359,9 @@ def test_training_and_export_user_errors_are_one_line(zoo, can_dir, tmp_path):
        "--export_dir"),
       (["--model_dir", can_dir, "--kind", "scorer", "--export_dir",
         str(tmp_path / "e")], "enhancer"),
+      # A binary without image arguments refuses positional ones (run_main).
+      (["--model_dir", can_dir, "--export_dir", str(tmp_path / "e"),
+        "stray.jpg"], "unexpected arguments: stray.jpg"),
   ]
   _assert_errors(_errors("nima_export", [c for c, _ in cases]),
                  [f for _, f in cases])

@@ -35,8 +35,6 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise common.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   from nima_enhance.data import beam_runner  # pylint: disable=g-import-not-at-top
   from nima_enhance.data import tfds as builders  # pylint: disable=g-import-not-at-top
   runner = FLAGS.runner
@@ -70,7 +68,7 @@ def _count(skipped) -> int:
 
 
 def run():
-  common.run_main(main)
+  common.run_main(main, takes_paths=False)
 
 
 if __name__ == "__main__":

@@ -187,8 +187,15 @@ def fail(message: str) -> None:
   sys.exit(2)
 
 
-def run_main(main: Callable[[list[str]], None]) -> None:
-  """absl app.run with bad input turned into one line + exit code 2."""
+def run_main(main: Callable[[list[str]], None],
+             takes_paths: bool = True) -> None:
+  """absl app.run with bad input turned into one line + exit code 2.
+
+  Args:
+    main: the binary's main, called with absl's argv (program name first).
+    takes_paths: whether the binary accepts positional arguments (image
+      paths); when False any positional argument is a usage error.
+  """
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   std_logging.getLogger("tensorflow").setLevel(std_logging.ERROR)
 
@@ -198,6 +205,8 @@ def run_main(main: Callable[[list[str]], None]) -> None:
       if "max_pixels" in flags.FLAGS:
         from nima_enhance.data import image_files  # pylint: disable=g-import-not-at-top
         image_files.set_max_pixels(flags.FLAGS.max_pixels)
+      if not takes_paths and len(argv) > 1:
+        raise UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
       main(argv)
     except _USER_ERRORS as err:
       if os.environ.get("NIMA_ENHANCE_TRACEBACK"):

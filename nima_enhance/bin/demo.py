@@ -17,15 +17,13 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise common.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   from nima_enhance import demo  # pylint: disable=g-import-not-at-top
   demo.run_demo(FLAGS.output_dir, quick=FLAGS.quick, seed=FLAGS.seed,
                 log=lambda line: print(line, flush=True))
 
 
 def run():
-  common.run_main(main)
+  common.run_main(main, takes_paths=False)
 
 
 if __name__ == "__main__":

@@ -30,8 +30,6 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise common.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   data_dir = common.pairs_data_dir(FLAGS)
   common.require_dirs(model_dir=FLAGS.model_dir)
   from nima_enhance import config  # pylint: disable=g-import-not-at-top
@@ -57,7 +55,7 @@ def main(argv):
 
 
 def run():
-  common.run_main(main)
+  common.run_main(main, takes_paths=False)
 
 
 if __name__ == "__main__":

@@ -25,8 +25,6 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise common.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   data_dir = common.pairs_data_dir(FLAGS)
   common.require_dirs(nima_model_dir=FLAGS.nima_model_dir)
   strategy = common.setup_training(FLAGS)
@@ -46,7 +44,7 @@ def main(argv):
 
 
 def run():
-  common.run_main(main)
+  common.run_main(main, takes_paths=False)
 
 
 if __name__ == "__main__":

@@ -31,8 +31,6 @@ def format_table_row(name: str, result) -> str:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise common.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   from nima_enhance import config  # pylint: disable=g-import-not-at-top
   from nima_enhance import scoring  # pylint: disable=g-import-not-at-top
   from nima_enhance.data import ava  # pylint: disable=g-import-not-at-top
@@ -57,7 +55,7 @@ def main(argv):
 
 
 def run():
-  common.run_main(main)
+  common.run_main(main, takes_paths=False)
 
 
 if __name__ == "__main__":

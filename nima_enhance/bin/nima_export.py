@@ -55,8 +55,6 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-  if argv[1:]:
-    raise common.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   if FLAGS.model_version is not None and FLAGS.model_version < 0:
     raise common.UsageError("--model_version must be >= 0")
   common.check_output_dir(FLAGS.export_dir, "export_dir")  # before any work
@@ -122,7 +120,7 @@ def _export_tflite():
 
 
 def run():
-  common.run_main(main)
+  common.run_main(main, takes_paths=False)
 
 
 if __name__ == "__main__":

@@ -38,8 +38,6 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise common.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   strategy = common.setup_training(FLAGS)
   from nima_enhance.data import ava  # pylint: disable=g-import-not-at-top
   from nima_enhance.train import loop  # pylint: disable=g-import-not-at-top
@@ -72,7 +70,7 @@ def _tfds_task(nima_task, data_dir: str):
 
 
 def run():
-  common.run_main(main)
+  common.run_main(main, takes_paths=False)
 
 
 if __name__ == "__main__":

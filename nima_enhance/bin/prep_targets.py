@@ -44,8 +44,6 @@ FLAGS = flags.FLAGS
 
 
 def main(argv: List[str]) -> None:
-  if len(argv) > 1:
-    raise common.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   if FLAGS.workers < 1:
     raise common.UsageError("--workers must be >= 1")
   if FLAGS.max_side is not None and FLAGS.max_side < 1:
@@ -88,7 +86,7 @@ def main(argv: List[str]) -> None:
 
 def run() -> None:
   """Console entry point `prep-targets`."""
-  common.run_main(main)
+  common.run_main(main, takes_paths=False)
 
 
 if __name__ == "__main__":
