@@ -250,3 +250,22 @@ def test_enhance_files_skips_a_photo_whose_decode_runs_out_of_memory(
   assert list(result["skipped"]) == [paths[0]]
   assert "MemoryError" in result["skipped"][paths[0]]
   assert [os.path.basename(p) for p in result["written"]] == ["fine.png"]
+
+
+@pytest.mark.parametrize("tile_size, budget, precision, fragment", [
+    (-1, 1.5, "float32", "tile_size"),
+    (None, 0.0, "float32", "memory_budget_gb"),
+    (64, 1.5, "float16", "precision"),
+])
+def test_bad_inference_options_are_named(tile_size, budget, precision,
+                                         fragment):
+  with pytest.raises(ValueError, match=fragment):
+    can_streaming.check_options(tile_size, budget, precision)
+  # The same check guards the streaming enhancer itself.
+  with pytest.raises(ValueError, match=fragment):
+    can_streaming.StreamingEnhancer(None, tile_size, budget, precision)
+
+
+def test_good_inference_options_pass():
+  for tile_size in (None, 0, 1, 512):
+    can_streaming.check_options(tile_size, 0.1, "bfloat16")

@@ -124,13 +124,7 @@ def load_enhancer(model_dir: str, jit_compile: bool = True,
     FileNotFoundError: no model_spec.json or no checkpoint.
     ValueError: model_dir holds another kind of model, or a bad option.
   """
-  if precision not in can_streaming.PRECISIONS:
-    raise ValueError(f"precision must be one of "
-                     f"{', '.join(can_streaming.PRECISIONS)}, got {precision!r}")
-  if tile_size is not None and tile_size < 0:
-    raise ValueError(f"tile_size must be >= 0, got {tile_size}")
-  if memory_budget_gb <= 0:
-    raise ValueError(f"memory_budget_gb must be > 0, got {memory_budget_gb}")
+  can_streaming.check_options(tile_size, memory_budget_gb, precision)
   spec, checkpoint = model_dir_lib.open_model_dir(model_dir, "enhancer")
   model = model_dir_lib.build_from_spec(spec, can.build_can)
   model_dir_lib.restore(model, checkpoint)

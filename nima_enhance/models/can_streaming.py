@@ -329,6 +329,24 @@ def enhance_image(image: tf.Tensor, weights: Sequence[tf.Tensor],
                        transpose_back=transpose_back)
 
 
+def check_options(tile_size: Optional[int], memory_budget_gb: float,
+                  precision: str) -> None:
+  """Raises ValueError naming the first bad inference option.
+
+  Args:
+    tile_size: band rows (0 = one piece, None = from the budget); >= 0.
+    memory_budget_gb: the CAN's working-memory budget; > 0.
+    precision: one of PRECISIONS.
+  """
+  if precision not in PRECISIONS:
+    raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, "
+                     f"got {precision!r}")
+  if tile_size is not None and tile_size < 0:
+    raise ValueError(f"tile_size must be >= 0, got {tile_size}")
+  if memory_budget_gb <= 0:
+    raise ValueError(f"memory_budget_gb must be > 0, got {memory_budget_gb}")
+
+
 class StreamingEnhancer:
   """A CAN as one tf.function: float [h, w, 3] -> enhanced, bounded memory.
 
@@ -342,13 +360,7 @@ class StreamingEnhancer:
   def __init__(self, model: keras.Model, tile_size: Optional[int] = None,
                memory_budget_gb: float = DEFAULT_MEMORY_BUDGET_GB,
                precision: str = "float32"):
-    if precision not in PRECISIONS:
-      raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, "
-                       f"got {precision!r}")
-    if tile_size is not None and tile_size < 0:
-      raise ValueError(f"tile_size must be >= 0, got {tile_size}")
-    if memory_budget_gb <= 0:
-      raise ValueError(f"memory_budget_gb must be > 0, got {memory_budget_gb}")
+    check_options(tile_size, memory_budget_gb, precision)
     folded = fold_can(model)
     self.folded = folded
     self.tile_size = tile_size
