@@ -1,7 +1,7 @@
 """tools/import_graph.py: the project's imports run downward by layer.
 
 The first test is the regression guard: an upward import, an import cycle or
-a function-level import of the project outside bin/ fails CI here. The others
+a function-level import of the project (binaries included) fails CI here. The others
 build small trees with each fault and check the tool names it.
 """
 
@@ -53,10 +53,7 @@ def test_a_clean_tree_passes(tmp_path):
   root = _tree(tmp_path, {
       "nima_enhance/data/a.py": "import os\n",
       "nima_enhance/train/loop.py": "from nima_enhance.data import a\n",
-      "nima_enhance/bin/run.py": """
-          def main():
-            from nima_enhance.train import loop  # binaries may import lazily
-          """,
+      "nima_enhance/bin/run.py": "from nima_enhance.train import loop\n",
   })
   problems, graph = import_graph.check(root)
   assert problems == []
@@ -112,3 +109,16 @@ def test_module_outside_every_layer_is_named(tmp_path):
   problems, _ = import_graph.check(root)
   assert len(problems) == 1
   assert "module nima_enhance.newthing is in no layer" in problems[0]
+
+
+def test_a_binary_importing_lazily_is_named(tmp_path):
+  root = _tree(tmp_path, {
+      "nima_enhance/train/loop.py": "import os\n",
+      "nima_enhance/bin/run.py": """
+          def main():
+            from nima_enhance.train import loop
+          """,
+  })
+  problems, _ = import_graph.check(root)
+  assert len(problems) == 1
+  assert "nima_enhance/bin/run.py:3: function-level import of " in problems[0]

@@ -15,6 +15,8 @@ import sys
 from absl import flags
 
 from nima_enhance.bin import common
+from nima_enhance.data import beam_runner
+from nima_enhance.data import tfds as builders
 
 flags.DEFINE_enum("dataset", "ava", ["ava", "mit_adobe_fivek_pairs"],
                   "Which builder.")
@@ -35,8 +37,6 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-  from nima_enhance.data import beam_runner  # pylint: disable=g-import-not-at-top
-  from nima_enhance.data import tfds as builders  # pylint: disable=g-import-not-at-top
   runner = FLAGS.runner
   if runner is None and FLAGS.dataset == "mit_adobe_fivek_pairs":
     runner = "DirectRunner" if beam_runner.beam_installed() else "none"

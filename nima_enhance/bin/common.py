@@ -17,7 +17,13 @@ from typing import Callable
 from absl import app
 from absl import flags
 from absl import logging
+import gin
+import keras
+import tensorflow as tf
 
+from nima_enhance import config
+from nima_enhance.data import image_files
+from nima_enhance.data import images
 from nima_enhance.train import distribute
 
 
@@ -58,13 +64,11 @@ def define_max_pixels_flag() -> None:
 
 def check_output_dir(path: str, flag: str = "output_dir") -> None:
   """Creates --<flag> if needed and proves it writable, before any work."""
-  from nima_enhance.data import image_files  # pylint: disable=g-import-not-at-top
   image_files.check_writable_dir(path, f"--{flag}")
 
 
 def check_output_file(path: str, flag: str = "output") -> None:
   """Proves --<flag> writable (its folder is created), before any work."""
-  from nima_enhance.data import image_files  # pylint: disable=g-import-not-at-top
   image_files.check_writable_file(path, f"--{flag}")
 
 
@@ -203,7 +207,6 @@ def run_main(main: Callable[[list[str]], None],
     logging.set_verbosity(logging.INFO)
     try:
       if "max_pixels" in flags.FLAGS:
-        from nima_enhance.data import image_files  # pylint: disable=g-import-not-at-top
         image_files.set_max_pixels(flags.FLAGS.max_pixels)
       if not takes_paths and len(argv) > 1:
         raise UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -240,10 +243,6 @@ def setup_training(flag_values):
   Returns:
     the tf.distribute strategy named by --distribution_strategy.
   """
-  import gin  # pylint: disable=g-import-not-at-top
-  import keras  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from nima_enhance import config  # pylint: disable=g-import-not-at-top
   if getattr(flag_values, "model_dir", None):
     check_output_dir(flag_values.model_dir, "model_dir")  # before any work
   if flag_values.worker_hosts:
@@ -288,7 +287,6 @@ def precision_policy(distribution_strategy: str, has_gpu: bool) -> str:
 
 def report_skipped(report, model_dir: str, split: str) -> None:
   """Logs and records (model_dir/skipped_<split>.txt) unusable image files."""
-  from nima_enhance.data import images  # pylint: disable=g-import-not-at-top
   print(f"{split}: {report.summary()}", file=sys.stderr)
   if report.skipped:
     for image_id, reason in sorted(report.skipped.items())[:20]:

@@ -8,6 +8,7 @@ report.html, summary.json, the model dirs and two SavedModels to --output_dir.
 
 from absl import flags
 
+from nima_enhance import demo
 from nima_enhance.bin import common
 
 flags.DEFINE_string("output_dir", "runs/demo", "Where everything is written.")
@@ -17,7 +18,6 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-  from nima_enhance import demo  # pylint: disable=g-import-not-at-top
   demo.run_demo(FLAGS.output_dir, quick=FLAGS.quick, seed=FLAGS.seed,
                 log=lambda line: print(line, flush=True))
 

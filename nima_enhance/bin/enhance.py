@@ -16,7 +16,9 @@ import os
 from absl import flags
 from absl import logging
 
+from nima_enhance import api
 from nima_enhance.bin import common
+from nima_enhance.data import image_files
 
 flags.DEFINE_string("model_dir", None, "enhance-train model dir.")
 flags.DEFINE_string("saved_model", None, "Exported enhancer SavedModel "
@@ -44,8 +46,6 @@ def main(argv):
   for path in inputs:
     if not os.path.exists(path):
       raise FileNotFoundError(f"{path}: no such file or folder")
-  from nima_enhance import api  # pylint: disable=g-import-not-at-top
-  from nima_enhance.data import image_files  # pylint: disable=g-import-not-at-top
   scan = image_files.scan_inputs(inputs)
   if not scan.files:
     raise common.nothing_processed(f"no images in {' '.join(inputs)} "

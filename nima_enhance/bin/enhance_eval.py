@@ -12,7 +12,10 @@ import json
 
 from absl import flags
 
+from nima_enhance import config
 from nima_enhance.bin import common
+from nima_enhance.enhance import evaluate as enhance_eval
+from nima_enhance.enhance import train as enhance_train
 
 flags.DEFINE_string("output_dir", None, "Where eval.json and figures go.")
 flags.DEFINE_enum("split", "test", ["train", "test", "all"], "Pairs to use.")
@@ -32,9 +35,6 @@ FLAGS = flags.FLAGS
 def main(argv):
   data_dir = common.pairs_data_dir(FLAGS)
   common.require_dirs(model_dir=FLAGS.model_dir)
-  from nima_enhance import config  # pylint: disable=g-import-not-at-top
-  from nima_enhance.enhance import evaluate as enhance_eval  # pylint: disable=g-import-not-at-top
-  from nima_enhance.enhance import train as enhance_train  # pylint: disable=g-import-not-at-top
   common.check_output_dir(FLAGS.output_dir)  # before any work
   config.parse_gin(FLAGS.gin_file, FLAGS.gin_bindings)
   result = enhance_eval.evaluate_enhancer(

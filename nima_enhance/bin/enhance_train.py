@@ -15,6 +15,7 @@ from absl import flags
 from absl import logging
 
 from nima_enhance.bin import common
+from nima_enhance.enhance import train as enhance_train
 
 common.define_pairs_flags()
 common.define_model_dir_flag()
@@ -28,7 +29,6 @@ def main(argv):
   data_dir = common.pairs_data_dir(FLAGS)
   common.require_dirs(nima_model_dir=FLAGS.nima_model_dir)
   strategy = common.setup_training(FLAGS)
-  from nima_enhance.enhance import train as enhance_train  # pylint: disable=g-import-not-at-top
   result = enhance_train.train_enhancer(
       data_dir, enhance_train.resolve_target(FLAGS.target), FLAGS.model_dir,
       nima_model_dir=FLAGS.nima_model_dir, split_file=FLAGS.split_file,

@@ -16,6 +16,8 @@ import os
 from absl import flags
 
 from nima_enhance.bin import common
+from nima_enhance.enhance import sweep
+from nima_enhance.enhance import train as enhance_train
 
 flags.DEFINE_string("gammas", None, "Comma-separated gammas; default: "
                     "gamma_sweep.gammas from the gin files.")
@@ -32,8 +34,6 @@ FLAGS = flags.FLAGS
 def main(argv):
   data_dir = common.pairs_data_dir(FLAGS)
   common.require_dirs(nima_model_dir=FLAGS.nima_model_dir)
-  from nima_enhance.enhance import sweep  # pylint: disable=g-import-not-at-top
-  from nima_enhance.enhance import train as enhance_train  # pylint: disable=g-import-not-at-top
   gammas = sweep.parse_gammas(FLAGS.gammas) if FLAGS.gammas else None
   # Validates the gin files once up front (and sets up the strategy).
   strategy = common.setup_training(FLAGS)

@@ -8,7 +8,11 @@ import os
 
 from absl import flags
 
+from nima_enhance import config
+from nima_enhance import scoring
 from nima_enhance.bin import common
+from nima_enhance.data import ava
+from nima_enhance.data import images
 
 flags.DEFINE_string("ava_dir", None, "AVA folder: AVA.txt, images/<id>.jpg.")
 flags.mark_flag_as_required("ava_dir")
@@ -31,10 +35,6 @@ def format_table_row(name: str, result) -> str:
 
 
 def main(argv):
-  from nima_enhance import config  # pylint: disable=g-import-not-at-top
-  from nima_enhance import scoring  # pylint: disable=g-import-not-at-top
-  from nima_enhance.data import ava  # pylint: disable=g-import-not-at-top
-  from nima_enhance.data import images  # pylint: disable=g-import-not-at-top
   output = FLAGS.output or os.path.join(FLAGS.model_dir,
                                         f"eval_{FLAGS.split}.json")
   common.check_output_file(output, "output")  # before any work

@@ -22,6 +22,8 @@ from absl import flags
 from absl import logging
 
 from nima_enhance.bin import common
+from nima_enhance.serving import export
+from nima_enhance.serving import tflite
 
 flags.DEFINE_string("model_dir", None, "Model dir written by nima-train "
                     "(scorer) or enhance-train (enhancer).")
@@ -69,7 +71,6 @@ def main(argv):
       raise common.UsageError(f"--{name} is for --format tflite")
   if FLAGS.quantize != "none":
     raise common.UsageError("--quantize is for --format tflite")
-  from nima_enhance.serving import export  # pylint: disable=g-import-not-at-top
   logging.info("Exporting %s (%s) to %s", FLAGS.model_dir,
                FLAGS.kind or "kind from model_spec.json", FLAGS.export_dir)
   try:
@@ -100,8 +101,6 @@ def _parse_size(text: str):
 
 def _export_tflite():
   size = _parse_size(FLAGS.input_size) if FLAGS.input_size else None
-  from nima_enhance.serving import export  # pylint: disable=g-import-not-at-top
-  from nima_enhance.serving import tflite  # pylint: disable=g-import-not-at-top
   try:
     path = tflite.export_tflite(
         FLAGS.model_dir, FLAGS.export_dir, kind=FLAGS.kind,

@@ -16,7 +16,12 @@ import sys
 from absl import flags
 from absl import logging
 
+from nima_enhance import api
+from nima_enhance import config
 from nima_enhance.bin import common
+from nima_enhance.data import image_files
+from nima_enhance.data import images
+from nima_enhance.serving import tflite_runner
 
 flags.DEFINE_string("model_dir", None, "Model dir written by nima-train.")
 flags.DEFINE_string("saved_model", None, "A SavedModel written by nima-export "
@@ -41,15 +46,10 @@ HEADER = ["path", "mean", "std"] + [f"p{i}" for i in range(1, 11)]
 
 
 def main(argv):
-  from nima_enhance import api  # pylint: disable=g-import-not-at-top
-  from nima_enhance import config  # pylint: disable=g-import-not-at-top
-  from nima_enhance.data import images  # pylint: disable=g-import-not-at-top
-  from nima_enhance.serving import tflite_runner  # pylint: disable=g-import-not-at-top
   if sum(bool(v) for v in (FLAGS.model_dir, FLAGS.saved_model,
                             FLAGS.tflite)) != 1:
     raise common.UsageError("give exactly one of --model_dir, --saved_model "
                             "or --tflite")
-  from nima_enhance.data import image_files  # pylint: disable=g-import-not-at-top
   if not argv[1:]:
     raise common.UsageError("no images or folders given")
   for path in argv[1:]:

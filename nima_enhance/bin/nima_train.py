@@ -16,6 +16,9 @@ from absl import flags
 from absl import logging
 
 from nima_enhance.bin import common
+from nima_enhance.data import ava
+from nima_enhance.train import loop
+from nima_enhance.train import nima_task
 
 flags.DEFINE_string("ava_dir", None, "AVA folder: AVA.txt, images/<id>.jpg "
                     "(--data_source=files).")
@@ -39,9 +42,6 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   strategy = common.setup_training(FLAGS)
-  from nima_enhance.data import ava  # pylint: disable=g-import-not-at-top
-  from nima_enhance.train import loop  # pylint: disable=g-import-not-at-top
-  from nima_enhance.train import nima_task  # pylint: disable=g-import-not-at-top
   os.makedirs(FLAGS.model_dir, exist_ok=True)
   if FLAGS.data_source == "tfds":
     task = _tfds_task(nima_task, FLAGS.tfds_data_dir)

@@ -20,6 +20,7 @@ from typing import List
 
 from absl import flags
 
+from data_prep import beam_pipeline
 from data_prep import targets
 from nima_enhance import config
 from nima_enhance.bin import common
@@ -52,7 +53,6 @@ def main(argv: List[str]) -> None:
     raise common.UsageError("--beam_options needs --runner")
   if FLAGS.runner:
     # Checked first: without the extra this is the one line the user sees.
-    from data_prep import beam_pipeline  # pylint: disable=g-import-not-at-top
     beam_pipeline.require_beam()
   if "://" not in FLAGS.output_dir:
     common.check_output_dir(FLAGS.output_dir)  # before any work
