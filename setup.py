@@ -42,6 +42,7 @@ setuptools.setup(
         "gin-config>=0.5",
         "scikit-image",
         "pillow",
+        "tifffile",  # 8/16-bit TIFF reading (data/images.py)
         "tqdm",
         "matplotlib",
     ],

@@ -19,6 +19,7 @@ from typing import Callable, Dict, List
 
 import gin
 import numpy as np
+from skimage import data as skimage_data
 
 from data_prep import targets
 from nima_enhance import config
@@ -93,11 +94,10 @@ class _Stages:
 
 
 def _enhancement_photos() -> Dict[str, np.ndarray]:
-  from skimage import data  # pylint: disable=g-import-not-at-top
   photos = {}
   for name in ENHANCE_PHOTOS:
-    array = (data.stereo_motorcycle()[0] if name == "motorcycle"
-             else getattr(data, name)())
+    array = (skimage_data.stereo_motorcycle()[0] if name == "motorcycle"
+             else getattr(skimage_data, name)())
     photos[name] = images.to_float_rgb(np.asarray(array), name)
   return photos
 

@@ -25,6 +25,7 @@ import struct
 from typing import Optional
 
 import tensorflow as tf
+import tifffile
 
 # Format ids (index into FORMATS, 0 = unknown) shared by both parsers.
 FORMATS = ("unknown", "jpeg", "png", "gif", "bmp", "webp", "tiff")
@@ -175,7 +176,6 @@ def read_header(data: bytes) -> Header:
     return Header("bmp", abs(height), abs(width))
   if kind == "webp":
     return _webp_header(data)
-  import tifffile  # pylint: disable=g-import-not-at-top
   try:
     with tifffile.TiffFile(io.BytesIO(data)) as tif:
       page = tif.pages.first

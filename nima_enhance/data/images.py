@@ -21,7 +21,9 @@ import threading
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
+from PIL import Image
 import tensorflow as tf
+import tifffile
 
 from nima_enhance.data import image_graph
 from nima_enhance.data import image_headers
@@ -218,7 +220,6 @@ def decode_image_bytes(data: bytes, source: str = "<bytes>",
 
 def _decode_tiff(data: bytes, source: str) -> np.ndarray:
   """8/16-bit grey/RGB(A) TIFF at its precision; other kinds through PIL."""
-  import tifffile  # pylint: disable=g-import-not-at-top
   try:
     with tifffile.TiffFile(io.BytesIO(data)) as tif:
       page = tif.pages.first
@@ -230,7 +231,6 @@ def _decode_tiff(data: bytes, source: str) -> np.ndarray:
         if array.ndim == 3 and page.planarconfig == 2 and page.samplesperpixel > 1:
           array = np.moveaxis(array, 0, -1)  # planar -> interleaved
     if not direct:
-      from PIL import Image  # pylint: disable=g-import-not-at-top
       with Image.open(io.BytesIO(data)) as pil:
         array = np.asarray(pil.convert("RGBA"))
   except Exception as err:  # pylint: disable=broad-except

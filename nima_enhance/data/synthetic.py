@@ -19,6 +19,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 from PIL import Image
 from scipy import ndimage
+from skimage import data as skimage_data
 
 from nima_enhance.data import images
 
@@ -32,10 +33,9 @@ PHOTO_NAMES = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field",
 
 def bundled_photos(names=PHOTO_NAMES) -> Dict[str, np.ndarray]:
   """scikit-image's bundled photographs as float32 RGB [0, 1]."""
-  from skimage import data  # pylint: disable=g-import-not-at-top
   photos = {}
   for name in names:
-    array = getattr(data, name)()
+    array = getattr(skimage_data, name)()
     photos[name] = images.to_float_rgb(np.asarray(array), name)
   return photos
 

@@ -40,6 +40,8 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
+# Private TF module: the only freezing of a concrete function TF offers.
+from tensorflow.python.framework import convert_to_constants
 
 from nima_enhance import metrics
 from nima_enhance import scoring
@@ -87,8 +89,6 @@ def _frozen(fn, spec: tf.TensorSpec, names: Sequence[str]):
   uninitialised variables), so the graph is frozen first; the wrapper restores
   the output names that freezing drops.
   """
-  # Private TF module: the only freezing of a concrete function TF offers.
-  from tensorflow.python.framework import convert_to_constants  # pylint: disable=g-import-not-at-top
   frozen = convert_to_constants.convert_variables_to_constants_v2(
       tf.function(fn, input_signature=[spec]).get_concrete_function())
 

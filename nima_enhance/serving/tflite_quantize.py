@@ -12,6 +12,9 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
+# Private TF modules: the only denylisting quantizer TF offers.
+from tensorflow.lite.python import convert as convert_lib
+from tensorflow.lite.python import util as lite_util
 
 # --quantize int8 ops kept in float, per backbone (a regular expression on
 # TFLite tensor names). small_cnn (models/small.py): its "statistics head",
@@ -68,9 +71,6 @@ def quantize_except(converter, pattern, float_outputs: Sequence[str] = ()
   The public converter has no per-op switch; this is the route TFLite's own
   QuantizationDebugger takes (calibrate, then quantize with a denylist).
   """
-  # Private TF modules: the only denylisting quantizer TF offers.
-  from tensorflow.lite.python import convert as convert_lib  # pylint: disable=g-import-not-at-top
-  from tensorflow.lite.python import util as lite_util  # pylint: disable=g-import-not-at-top
   converter._experimental_calibrate_only = True  # pylint: disable=protected-access
   calibrated = converter.convert()
   interpreter = tf.lite.Interpreter(model_content=calibrated)
