@@ -49,6 +49,18 @@ def _tree(root, files):
   return str(root)
 
 
+
+def test_architecture_doc_shows_the_current_graph(capsys):
+  """docs/architecture.md quotes the tool's layer summary; it must be current."""
+  import_graph.main(["--root", ROOT])
+  summary = "\n".join(capsys.readouterr().out.splitlines()[:9])
+  with open(os.path.join(ROOT, "docs", "architecture.md"),
+            encoding="utf-8") as f:
+    doc = f.read()
+  assert summary in doc, (
+      "docs/architecture.md's import graph is stale; paste the first lines "
+      "of `python tools/import_graph.py`:\n" + summary)
+
 def test_a_clean_tree_passes(tmp_path):
   root = _tree(tmp_path, {
       "nima_enhance/data/a.py": "import os\n",
