@@ -23,31 +23,17 @@ and the README then says so). --render then rewrites the README's generated bloc
 
 Full mode runs each benchmark with FULL_ARGS (bounded configurations: fewer
 files and rounds, the sizes the issues require) and stops starting jobs when
---budget_minutes (default 50) is spent. Expected duration of the whole full
-run (`python tools/benchmarks/run_all.py --render`) on a quiet 2-core machine:
-about 45 minutes at most (EXPECTED_FULL_SECONDS, printed at the start;
-`--demo quick` saves ~5 of them; can_inference.py's full run, ~10 minutes,
-is the one job above the 6-minute aim). Measured 2026-11-30
-20:13-21:05 UTC, one benchmark at a time, with six other jobs on the 2 cores
-(load 9-18), wall seconds with the defaults; the estimates take half of that,
-an upper bound: at that load a process got far less than half the CPU (the
-full demo used ~300 CPU-seconds in ~2000 s of wall time).
+--budget_minutes (default 50) is spent. Duration of the whole full run
+(`python tools/benchmarks/run_all.py --render`) on a quiet 2-core machine:
+17.2 minutes on 2026-11-30 21:52-22:10 UTC (load 1-2), per job (wall s):
 
-  job                defaults, loaded     full run (FULL_ARGS), quiet estimate
-  train_step         275                  140
-  local_laplacian    274                  140
-  dehaze             105                   60
-  tflite             > 720 (timed out)    420 (defaults; small_cnn trained
-                                          in 339 s of the 720)
-  nima_scoring       > 720 (timed out)    300
-  input_pipeline     > 720 (timed out)    200
-  can_inference      not measured         600 (its full run now also runs
-                                          the 24/48 MP end-to-end rows and
-                                          the precision comparison)
-  peak_memory        not measured         260 (operators alone)
-  prep_targets_beam  skipped (no Beam)     60
-  complexity         ~30                   30
-  demo (full)        ~2000 (~320 CPU s)   480 (from its CPU time)
+  can_inference 258, dehaze 16, input_pipeline 69, local_laplacian 94
+  (with the Halide peer and its JIT compiles), nima_scoring 57, peak_memory 84, prep_targets_beam 23, tflite 173,
+  train_step 54, complexity 5, demo 200.
+
+EXPECTED_FULL_SECONDS holds those figures (printed at the start as the
+expected total); a loaded machine takes several times longer, hence the
+budget's margin.
 
 Each record keeps its flags and its wall time (`seconds`), shown in the
 README's Performance table, so the next run can check these estimates.
@@ -97,10 +83,10 @@ FULL_ARGS = {
 # are in the module docstring). Used for the plan printed at the start and
 # for --budget_minutes.
 EXPECTED_FULL_SECONDS = {
-    "can_inference": 600, "dehaze": 60, "input_pipeline": 200,
-    "local_laplacian": 140, "nima_scoring": 300, "peak_memory": 260,
-    "prep_targets_beam": 60, "tflite": 420, "train_step": 140,
-    "complexity": 30, "demo": 480,
+    "can_inference": 258, "dehaze": 16, "input_pipeline": 69,
+    "local_laplacian": 94, "nima_scoring": 57, "peak_memory": 84,
+    "prep_targets_beam": 23, "tflite": 173, "train_step": 54,
+    "complexity": 5, "demo": 200,
 }
 
 
