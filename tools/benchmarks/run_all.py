@@ -90,6 +90,16 @@ EXPECTED_FULL_SECONDS = {
 }
 
 
+def _budget_spent(budget, name, failed):
+  """True (and `name` counted as failed, with a line) once the budget is out."""
+  if budget.left() > 0:
+    return False
+  failed.append(name)
+  print(f"[run_all] {name}: not run, the budget "
+        f"({budget.seconds / 60:.0f} min) is spent", flush=True)
+  return True
+
+
 def benchmark_names():
   """Every benchmark script in this folder, by name (file name without .py)."""
   return sorted(os.path.basename(p)[:-3]
@@ -195,10 +205,7 @@ def main(argv=None) -> int:
       extra = ["--quick"] if args.quick else FULL_ARGS.get(name, [])
       command = [sys.executable, os.path.join(HERE, name + ".py"),
                  "--json_out", record_path] + extra
-      if budget.left() <= 0:
-        failed.append(name)
-        print(f"[run_all] {name}: not run, the budget "
-              f"({budget.seconds / 60:.0f} min) is spent", flush=True)
+      if _budget_spent(budget, name, failed):
         continue
       print(f"[run_all] {name} {' '.join(extra)} ...", flush=True)
       code, seconds = _run(command, min(timeout, budget.left()), log_path)
@@ -260,10 +267,7 @@ def _results(args, tmp, budget):
                           "--output_dir", demo_dir]
                  + (["--quick"] if demo == "quick" else [])))
   for name, command in jobs:
-    if budget.left() <= 0:
-      failed.append(name)
-      print(f"[run_all] {name}: not run, the budget "
-            f"({budget.seconds / 60:.0f} min) is spent", flush=True)
+    if _budget_spent(budget, name, failed):
       continue
     print(f"[run_all] {name} ...", flush=True)
     log_path = os.path.join(tmp, name + ".log")
