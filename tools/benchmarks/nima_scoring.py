@@ -97,6 +97,21 @@ def make_model_dir(model_dir, backbone):
     json.dump(spec, f)
 
 
+def photos_and_model(tmp, name, write, count, backbone):
+  """`count` JPEGs by `write` in tmp/<name> and a fresh NIMA model dir.
+
+  Returns:
+    (folder, paths, loaded NimaBundle).
+  """
+  folder = os.path.join(tmp, name)
+  model_dir = os.path.join(tmp, name + "_model")
+  os.makedirs(folder)
+  os.makedirs(model_dir)
+  paths = write(folder, count)
+  make_model_dir(model_dir, backbone)
+  return folder, paths, scoring.load_nima(model_dir)
+
+
 def write_large_jpegs(folder, count):
   """`count` 24 MP JPEGs (quality 90), both orientations; their paths."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
@@ -201,13 +216,8 @@ def score_legacy(bundle, paths, batch_size, antialias=True, num_threads=4):
 
 def large_photos(args, tmp):
   """images/s on 24 MP JPEGs: reduced decode vs full decode (two resizes)."""
-  folder = os.path.join(tmp, "large")
-  model_dir = os.path.join(tmp, "large_model")
-  os.makedirs(folder)
-  os.makedirs(model_dir)
-  paths = write_large_jpegs(folder, args.large_images)
-  make_model_dir(model_dir, args.backbone)
-  bundle = scoring.load_nima(model_dir)
+  _, paths, bundle = photos_and_model(tmp, "large", write_large_jpegs,
+                                      args.large_images, args.backbone)
   sides = {
       "score_files (reduced decode)":
           lambda ps: list(scoring.score_files(bundle, ps, args.batch_size)),
@@ -341,13 +351,8 @@ def model_vs_folder(args):
   """The folder of 480x640 JPEGs against the model alone (issue 8)."""
 
   with tempfile.TemporaryDirectory(prefix="nima_scoring_bench_") as tmp:
-    folder = os.path.join(tmp, "photos")
-    model_dir = os.path.join(tmp, "model")
-    os.makedirs(folder)
-    os.makedirs(model_dir)
-    paths = write_jpegs(folder, args.images)
-    make_model_dir(model_dir, args.backbone)
-    bundle = scoring.load_nima(model_dir)
+    folder, paths, bundle = photos_and_model(tmp, "photos", write_jpegs,
+                                             args.images, args.backbone)
     paths = images.list_images([folder])  # what nima-score does with a folder
 
     # Model alone: the same batches, already decoded and preprocessed, in
