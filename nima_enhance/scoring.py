@@ -13,7 +13,7 @@ import concurrent.futures
 import dataclasses
 import itertools
 import json
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -82,15 +82,72 @@ def _pixels_fn(preprocessing: Dict[str, object]):
   return _PIXEL_FNS[key]
 
 
+# On a CPU, NIMA's forward pass costs about twice as much per image in calls
+# of 8-32 images at 480x640 as in calls of 1-4 (a large call's activations
+# outgrow the caches), and short calls let the next files decode while the
+# model runs: on 24 MP JPEGs the pipeline scored 8.1, 6.9 and 5.6 images/s
+# with calls of 1, 2 and 4 (tools/benchmarks/nima_scoring.py measures the
+# model per call size). On a CPU the model is therefore called on at most
+# one 480x640 input's pixels (6 images at 224x224); an accelerator gets the
+# whole batch in one call.
+CPU_CALL_PIXELS = 480 * 640
+
+
+def model_call_size(batch_size: int, height: int, width: int) -> int:
+  """Images per forward call for a batch of `batch_size` height x width inputs.
+
+  `batch_size` where TensorFlow sees a GPU or TPU; on a CPU the most images
+  whose pixels fit `CPU_CALL_PIXELS` (at least 1, at most `batch_size`).
+  """
+  if tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices(
+      "TPU"):
+    return batch_size
+  return max(1, min(batch_size, CPU_CALL_PIXELS // max(1, height * width)))
+
+
+def file_pixels_fn(preprocessing: Dict[str, object]):
+  """path -> NIMA input pixels [H, W, 3] in [0, 255], as nima-score reads.
+
+  The reading contract (`images.read_image`, a JPEG decoded reduced toward
+  `ava.decode_size` in the DCT domain) and the evaluation preprocessing
+  (one traced function for every image size). Raises ImageReadError.
+  """
+  to_pixels = _pixels_fn(preprocessing)
+  target = ava.decode_size(preprocessing)
+
+  def load(path: str) -> np.ndarray:
+    return to_pixels(images.read_image(path, target_size=target)).numpy()
+
+  return load
+
+
 def score_files(bundle: NimaBundle, paths: Sequence[str], batch_size: int = 32,
                 num_threads: int = 4) -> Iterator[ScoredImage]:
   """Scores image files in order; unreadable files are yielded with an error.
 
   Every file goes through the reading contract (`images.read_image`: EXIF
   orientation, alpha over white, every supported format, pixel limit, strict
-  decode) and the evaluation preprocessing in `num_threads` threads, two
-  batches ahead of the model, which runs in the bundle's one tf.function
-  (`NimaBundle.predict`) while the next files are read.
+  decode; a large JPEG decoded at 1/2, 1/4 or 1/8 scale) and the evaluation
+  preprocessing in `num_threads` threads, up to two batches ahead of the
+  model, which runs in the bundle's one tf.function (`NimaBundle.predict`)
+  on calls of `model_call_size` images while the next files are read.
+
+  Raises:
+    ValueError: batch_size < 1.
+  """
+  return score_pixels(bundle, paths, file_pixels_fn(bundle.preprocessing),
+                      batch_size, num_threads)
+
+
+def score_pixels(bundle: NimaBundle, paths: Sequence[str],
+                 load: Callable[[str], np.ndarray], batch_size: int = 32,
+                 num_threads: int = 4) -> Iterator[ScoredImage]:
+  """`score_files`' pipeline with another reader `load(path) -> pixels`.
+
+  `load` returns the network's input [H, W, 3] in [0, 255] or raises
+  ImageReadError (the file is yielded with that error). Benchmarks time a
+  previous reading path through it (the same threads, read-ahead and model
+  calls as nima-score).
 
   Raises:
     ValueError: batch_size < 1.
@@ -98,23 +155,26 @@ def score_files(bundle: NimaBundle, paths: Sequence[str], batch_size: int = 32,
   if batch_size < 1:
     raise ValueError(f"batch size must be >= 1, got {batch_size}")
   height, width = bundle.preprocessing["image_size"]
-  to_pixels = _pixels_fn(bundle.preprocessing)
-  target = ava.decode_size(bundle.preprocessing)  # reduced JPEG decode
+  call = model_call_size(batch_size, height, width)
 
-  def load(path):
+  def read(path):
     try:
-      image = images.read_image(path, target_size=target)
+      return ScoredImage(path, None), load(path)
     except images.ImageReadError as err:
       return ScoredImage(path, None, str(err)), None
-    return ScoredImage(path, None), to_pixels(image).numpy()
 
-  remaining = iter(paths)
+  return _pipeline(bundle, iter(paths), read, batch_size, call, num_threads,
+                   (height, width))
+
+
+def _pipeline(bundle, remaining, read, batch_size, call, num_threads, size):
+  """Reads up to 2 * batch_size ahead; the model runs on `call` ready images."""
   pending: collections.deque = collections.deque()
   with concurrent.futures.ThreadPoolExecutor(num_threads) as pool:
 
     def refill():
       for path in itertools.islice(remaining, 2 * batch_size - len(pending)):
-        pending.append(pool.submit(load, path))
+        pending.append(pool.submit(read, path))
 
     refill()
     ready: List[tuple] = []
@@ -122,10 +182,10 @@ def score_files(bundle: NimaBundle, paths: Sequence[str], batch_size: int = 32,
       ready.append(pending.popleft().result())
       refill()
       good = [(item, px) for item, px in ready if px is not None]
-      if len(good) < batch_size and pending:
+      if len(good) < call and pending:
         continue
       if good:
-        batch = np.stack([px for _, px in good]).reshape(-1, height, width, 3)
+        batch = np.stack([px for _, px in good]).reshape(-1, *size, 3)
         for (item, _), dist in zip(good, bundle.predict(batch).numpy()):
           item.distribution = dist
       yield from (item for item, _ in ready)

@@ -31,6 +31,8 @@ and by the previous path (b); it prints max and mean |mean score difference|.
 """
 
 import argparse
+import csv
+import io
 import json
 import os
 import sys
@@ -46,6 +48,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import tensorflow as tf  # noqa: E402
 
 from nima_enhance import scoring  # noqa: E402
+from nima_enhance.data import ava  # noqa: E402
+from nima_enhance.data import image_headers  # noqa: E402
 from nima_enhance.data import images  # noqa: E402
 from nima_enhance.models import nima as nima_lib  # noqa: E402
 
@@ -173,16 +177,12 @@ def train_small_nima(work_dir, steps):
   return model_dir
 
 
-def score_legacy(bundle, paths, batch_size, antialias=True, num_threads=4):
-  """Mean scores the previous way: full decode, then antialiased bilinear.
+def old_pixels_fn(prep, antialias=True):
+  """path -> pixels the previous way: full decode, antialiased bilinear.
 
-  The same reader threads, strict reading contract and batched model as
-  `score_files`; `antialias=False` keeps the full decode but uses the
-  project's resize rule (`eval_pixels_tf`).
+  `antialias=False` keeps the full decode but uses the project's resize rule
+  (`eval_pixels_tf`).
   """
-  import concurrent.futures  # pylint: disable=g-import-not-at-top
-  from nima_enhance import metrics  # pylint: disable=g-import-not-at-top
-  prep = bundle.preprocessing
   height, width = prep["image_size"]
   new_rule = scoring._pixels_fn(prep)  # pylint: disable=protected-access
 
@@ -198,68 +198,200 @@ def score_legacy(bundle, paths, batch_size, antialias=True, num_threads=4):
     return tf.clip_by_value(x, 0.0, 1.0) * 255.0
 
   def load(path):
-    image = images.read_image(path)
-    return (old_rule if antialias else new_rule)(image).numpy()
+    return (old_rule if antialias else new_rule)(images.read_image(path)).numpy()
+  return load
 
-  means = []
-  with concurrent.futures.ThreadPoolExecutor(num_threads) as pool:
-    pixels = pool.map(load, paths)
-    batch = []
-    for i, px in enumerate(pixels):
-      batch.append(px)
-      if len(batch) == batch_size or i == len(paths) - 1:
-        dist = bundle.predict(np.stack(batch))
-        means.extend(metrics.mean_score(dist).numpy().tolist())
-        batch = []
-  return np.array(means)
+
+def less_reduced_pixels_fn(prep):
+  """path -> pixels with the JPEG decoded one scale step less reduced.
+
+  The reduced decode aimed at twice the size (ratio 8 -> 4, 4 -> 2, 2 -> 1),
+  then the project's resize rule: the alternative weighed against the rule.
+  """
+  height, width = ava.decode_size(prep)
+  to_pixels = scoring._pixels_fn(prep)  # pylint: disable=protected-access
+  return lambda path: to_pixels(images.read_image(
+      path, target_size=(2 * height, 2 * width))).numpy()
+
+
+def score_legacy(bundle, paths, batch_size, antialias=True):
+  """Mean scores the previous way: full decode, then antialiased bilinear.
+
+  Through nima-score's own pipeline (`scoring.score_pixels`: the same reader
+  threads, read-ahead and model calls as `score_files`); only the reading
+  differs. `antialias=False`: full decode + the project's resize rule.
+  """
+  return means_of(scoring.score_pixels(
+      bundle, paths, old_pixels_fn(bundle.preprocessing, antialias),
+      batch_size))
+
+
+def means_of(scored):
+  """Mean scores of ScoredImages (every file must have been read)."""
+  scored = list(scored)
+  bad = [s.error for s in scored if s.error]
+  if bad:
+    raise RuntimeError(f"scoring failed: {bad[:3]}")
+  return np.array([s.mean for s in scored])
+
+
+def best_ms(fn, reps=3):
+  """Median wall milliseconds of `reps` calls after one untimed call."""
+  fn()
+  times = []
+  for _ in range(reps):
+    start = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - start)
+  return 1000 * float(np.median(times))
+
+
+def stage_times(bundle, paths, batch_size):
+  """Per-image milliseconds of each stage, one thread, no overlap.
+
+  The median over the first two files (both orientations) of each stage's
+  median of 3 calls; the model per image at nima-score's call size and at a
+  call of the whole batch.
+  """
+  prep = bundle.preprocessing
+  height, width = prep["image_size"]
+  target = ava.decode_size(prep)
+  to_pixels = scoring._pixels_fn(prep)  # pylint: disable=protected-access
+  rows = {}
+  for path in paths[:2]:
+    with open(path, "rb") as f:
+      data = f.read()
+    full = images.read_image(path)
+    reduced = images.read_image(path, target_size=target)
+    stages = {
+        "file read": lambda: open(path, "rb").read(),  # pylint: disable=consider-using-with
+        "header parse (Python, EXIF)":
+            lambda: image_headers.read_header(data),
+        "decode_jpeg full (uint8, floor of the old)":
+            lambda: tf.io.decode_jpeg(data, channels=3),
+    }
+    for r in (2, 4, 8):
+      stages[f"decode_jpeg ratio {r} (uint8)"] = (
+          lambda r=r: tf.io.decode_jpeg(data, channels=3, ratio=r))
+    stages.update({
+        "old read: read_image full (float)": lambda: images.read_image(path),
+        "old resize: antialiased, from full":
+            lambda: old_resize(full, height, width),
+        "new read: read_image reduced (float)":
+            lambda: images.read_image(path, target_size=target),
+        "new resize: the rule, from reduced":
+            lambda: to_pixels(reduced).numpy(),
+    })
+    for name, fn in stages.items():
+      rows.setdefault(name, []).append(best_ms(fn))
+  call = scoring.model_call_size(batch_size, height, width)
+  for n in sorted({call, min(batch_size, max(len(paths), call))}):
+    x = tf.random.uniform([n, height, width, 3], 0, 255)
+    rows[f"model forward, call of {n} (per image)"] = [
+        best_ms(lambda x=x: bundle.predict(x).numpy(), 2) / n]
+  buffer = io.StringIO()
+  writer = csv.writer(buffer)
+  dist = np.full(10, 0.1)
+  rows["CSV row"] = [best_ms(lambda: writer.writerow(
+      ["x.jpg", "5.0000", "1.0000"] + [f"{p:.6f}" for p in dist]))]
+  return {k: float(np.median(v)) for k, v in rows.items()}, call
+
+
+def old_resize(image, height, width):
+  """The previous resize alone (antialiased bilinear) of a decoded image."""
+  return (tf.clip_by_value(tf.image.resize(image, [height, width],
+                                           antialias=True), 0.0, 1.0)
+          * 255.0).numpy()
 
 
 def large_photos(args, tmp):
   """images/s on 24 MP JPEGs: reduced decode vs full decode (two resizes)."""
   _, paths, bundle = photos_and_model(tmp, "large", write_large_jpegs,
                                       args.large_images, args.backbone)
+  prep = bundle.preprocessing
+  stages, call = stage_times(bundle, paths, args.batch_size)
+
+  def per_batch_calls(ps):
+    # nima-score before the per-call cap: the model on whole batches.
+    saved = scoring.CPU_CALL_PIXELS
+    scoring.CPU_CALL_PIXELS = 1 << 40
+    try:
+      return means_of(scoring.score_files(bundle, ps, args.batch_size))
+    finally:
+      scoring.CPU_CALL_PIXELS = saved
+
+  new_name = "score_files (reduced decode)"
+  old_name = "full decode + antialiased (before)"
   sides = {
-      "score_files (reduced decode)":
-          lambda ps: list(scoring.score_files(bundle, ps, args.batch_size)),
+      new_name: lambda ps: means_of(scoring.score_files(bundle, ps,
+                                                        args.batch_size)),
+      "score_files, model on whole batches": per_batch_calls,
+      "one step less reduced + rule": lambda ps: means_of(
+          scoring.score_pixels(bundle, ps, less_reduced_pixels_fn(prep),
+                               args.batch_size)),
       "full decode + resize rule":
           lambda ps: score_legacy(bundle, ps, args.batch_size,
                                   antialias=False),
-      "full decode + antialiased (before)":
-          lambda ps: score_legacy(bundle, ps, args.batch_size),
+      old_name: lambda ps: score_legacy(bundle, ps, args.batch_size),
   }
   times = {k: [] for k in sides}
   for fn in sides.values():
-    fn(paths[:1])  # warm-up (tracing)
+    fn(paths[:2])  # warm-up (tracing)
   for _ in range(max(1, args.rounds)):
     for name, fn in sides.items():
       start = time.perf_counter()
       fn(paths)
       times[name].append(time.perf_counter() - start)
+  # Every image size went through one trace of each function (no
+  # retracing per size or per last, smaller call).
+  traces = {
+      "decode": images._decode_eager.experimental_get_tracing_count(),  # pylint: disable=protected-access
+      "preprocess": scoring._pixels_fn(prep).experimental_get_tracing_count(),  # pylint: disable=protected-access
+      "model": bundle._predict.experimental_get_tracing_count()}  # pylint: disable=protected-access
   n = len(paths)
-  rounds = len(times["score_files (reduced decode)"])
+  rounds = len(times[new_name])
   print(f"\n{n} JPEGs of 24 MP (4000x6000 / 6000x4000), NIMA {args.backbone} "
-        f"at {HEIGHT}x{WIDTH}, batch {args.batch_size}, median of {rounds} "
-        f"alternating rounds, {os.cpu_count()} CPUs")
+        f"at {HEIGHT}x{WIDTH}, batch {args.batch_size} (model calls of "
+        f"{call} on this CPU), median of {rounds} alternating rounds, "
+        f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+  print("per-image stages (one thread, no overlap), ms:")
+  for name, ms in stages.items():
+    print(f"  {name:<46} {ms:8.2f}")
+  model_ms = stages[f"model forward, call of {call} (per image)"]
+  old_ms = (stages["old read: read_image full (float)"]
+            + stages["old resize: antialiased, from full"])
+  new_ms = (stages["new read: read_image reduced (float)"]
+            + stages["new resize: the rule, from reduced"])
+  floor = (stages["decode_jpeg full (uint8, floor of the old)"]
+           / stages["decode_jpeg ratio 8 (uint8)"])
+  bound = (old_ms + model_ms) / (new_ms + model_ms)
+  print(f"reading alone: old {old_ms:.0f} ms, new {new_ms:.0f} ms per image "
+        f"({old_ms / new_ms:.1f}x); decode alone full / ratio 8: {floor:.1f}x "
+        f"(Huffman decoding of all the data is the floor); with the model "
+        f"({model_ms:.0f} ms per image) run one after the other: "
+        f"{bound:.1f}x")
+  print(f"traces after scoring both orientations: {traces}")
   median = {k: float(np.median(v)) for k, v in times.items()}
   for name, seconds in median.items():
-    print(f"{name:<36} {seconds:8.2f} s {n / seconds:7.2f} images/s")
+    print(f"{name:<40} {seconds:8.2f} s {n / seconds:7.2f} images/s")
   # Per round (the sides of one round ran back to back), then the median.
-  per_round = [old / new for old, new in zip(
-      times["full decode + antialiased (before)"],
-      times["score_files (reduced decode)"])]
+  per_round = [old / new for old, new in zip(times[old_name], times[new_name])]
   ratio = float(np.median(per_round))
   over_full = float(np.median([f / r for f, r in zip(
-      times["full decode + resize rule"],
-      times["score_files (reduced decode)"])]))
+      times["full decode + resize rule"], times[new_name])]))
   print(f"speed-up over the previous full decode + antialiased resize: median "
         f"{ratio:.1f}x (rounds: {', '.join(f'{r:.1f}' for r in per_round)}; "
         f"target >= 5): {'PASS' if min(per_round) >= 5 else 'MISS'}; over "
         f"the full decode + resize rule: {over_full:.1f}x")
   return {"large_images": n, "large_megapixels": 24, "rounds": rounds,
+          "model_call_size": call,
           "large_images_per_sec": {k: n / v for k, v in median.items()},
           "large_speedup": ratio, "large_speedup_min": float(min(per_round)),
           "large_speedup_rounds": per_round,
-          "large_speedup_over_full_decode": over_full}
+          "large_speedup_over_full_decode": over_full,
+          "stage_ms": stages, "reading_speedup": old_ms / new_ms,
+          "decode_floor_speedup": floor, "serial_bound_speedup": bound,
+          "traces": traces}
 
 
 def score_agreement(args, tmp):
@@ -274,7 +406,11 @@ def score_agreement(args, tmp):
   old = score_legacy(bundle, paths, args.batch_size)
   full_new_rule = score_legacy(bundle, paths, args.batch_size,
                                antialias=False)
+  less = means_of(scoring.score_pixels(
+      bundle, paths, less_reduced_pixels_fn(bundle.preprocessing),
+      args.batch_size))
   diff = np.abs(new - old)
+  less_diff = np.abs(less - old)
   print(f"\nscore agreement: small NIMA ({args.train_steps} training steps, "
         f"input {bundle.preprocessing['image_size']}), {len(paths)} crops of "
         f"real photos, 200-2400 px; mean scores {old.min():.2f}-{old.max():.2f}"
@@ -282,6 +418,9 @@ def score_agreement(args, tmp):
   print(f"|mean difference| reduced decode + resize rule vs full decode + "
         f"antialiased: max {diff.max():.4f}, mean {diff.mean():.4f}, p99 "
         f"{np.percentile(diff, 99):.4f}")
+  print(f"|mean difference| one scale step less reduced + resize rule vs "
+        f"full decode + antialiased: max {less_diff.max():.4f}, mean "
+        f"{less_diff.mean():.4f}, p99 {np.percentile(less_diff, 99):.4f}")
   rule = np.abs(full_new_rule - old)
   print(f"|mean difference| full decode + resize rule vs full decode + "
         f"antialiased: max {rule.max():.4f}, mean {rule.mean():.4f}")
@@ -291,6 +430,9 @@ def score_agreement(args, tmp):
           "score_std": float(old.std()),
           "diff_max": float(diff.max()), "diff_mean": float(diff.mean()),
           "diff_p99": float(np.percentile(diff, 99)),
+          "less_reduced_diff_max": float(less_diff.max()),
+          "less_reduced_diff_mean": float(less_diff.mean()),
+          "less_reduced_diff_p99": float(np.percentile(less_diff, 99)),
           "rule_diff_max": float(rule.max()),
           "rule_diff_mean": float(rule.mean())}
 
@@ -305,7 +447,7 @@ def main():
                       "0 skips)")
   parser.add_argument("--batch_size", type=int, default=32)
   parser.add_argument("--rounds", type=int, default=3)
-  parser.add_argument("--large_images", type=int, default=4,
+  parser.add_argument("--large_images", type=int, default=16,
                       help="24 MP JPEGs for the reduced-decode speed-up "
                       "(0 skips)")
   parser.add_argument("--score_crops", type=int, default=300,
@@ -357,12 +499,17 @@ def model_vs_folder(args):
 
     # Model alone: the same batches, already decoded and preprocessed, in
     # memory; the same tf.function.
+    # The model is called as score_files calls it: batches split into
+    # calls of `model_call_size` images.
     rng = np.random.default_rng(1)
+    call = scoring.model_call_size(args.batch_size, HEIGHT, WIDTH)
     batches = []
     for start in range(0, len(paths), args.batch_size):
       n = min(args.batch_size, len(paths) - start)
-      batches.append(tf.constant(
-          rng.uniform(0, 255, (n, HEIGHT, WIDTH, 3)).astype(np.float32)))
+      for first in range(0, n, call):
+        batches.append(tf.constant(rng.uniform(
+            0, 255, (min(call, n - first), HEIGHT, WIDTH, 3)).astype(
+                np.float32)))
     predict = bundle.predict  # the tf.function score_files runs
 
     def model_alone():
@@ -391,7 +538,8 @@ def model_vs_folder(args):
   folder_ips, model_ips = n / best_folder, n / best_model
   ratio = folder_ips / model_ips
   print(f"NIMA backbone {args.backbone} (random weights), input "
-        f"{HEIGHT}x{WIDTH} (paper preprocessing), batch {args.batch_size}, "
+        f"{HEIGHT}x{WIDTH} (paper preprocessing), batch {args.batch_size} "
+        f"(model calls of {call}), "
         f"{n} JPEGs of {HEIGHT}x{WIDTH}, best of {args.rounds} alternating "
         f"rounds, {os.cpu_count()} CPUs")
   print(f"{'path':<34} {'seconds':>8} {'images/s':>9}")
@@ -405,7 +553,7 @@ def model_vs_folder(args):
   print(f"ratio folder / model alone = {ratio:.2f} (target >= {TARGET_RATIO}):"
         f" {verdict}")
   return {"folder_images_per_sec": folder_ips, "model_images_per_sec":
-          model_ips, "ratio": ratio, "images": n}
+          model_ips, "ratio": ratio, "images": n, "model_call_size": call}
 
 
 if __name__ == "__main__":
