@@ -193,37 +193,54 @@ def decode_image_tf(image_bytes: tf.Tensor,
                            target_size=target_size)
 
 
+def decode_pixels_checked_tf(fmt_name: str, data, height, width, orientation,
+                             target_size: Optional[object] = None
+                             ) -> tf.Tensor:
+  """One format's upright pixels as stored: uint8, or uint16 for PNG.
+
+  The integer half of `decode_checked_tf` (the same decoders, all channels
+  kept), for callers that convert to float outside TensorFlow: the numpy
+  reading path (`images.decode_image_bytes`), whose float copy of a large
+  photo then never sits in TensorFlow's allocator pool, which keeps freed
+  memory for TensorFlow's own later use, not numpy's.
+
+  Args:
+    fmt_name: one of `image_headers.GRAPH_FORMATS` (a Python string: one trace each).
+    data, height, width, orientation: `checked_header_tf`'s outputs.
+    target_size: as in `decode_image_tf` (JPEG only).
+  """
+  if fmt_name == "jpeg":
+    # Oriented inside (as uint8), after a decode reduced toward target_size.
+    return decode_jpeg_uint8_tf(data, height, width, orientation, target_size)
+  if fmt_name == "png":
+    pixels = tf.io.decode_png(data, channels=0, dtype=tf.uint16)
+  elif fmt_name == "gif":
+    # decode_image stops after the first frame (decode_gif would decode them
+    # all: frames x pixels, unbounded by the header check).
+    pixels = tf.io.decode_image(data, channels=3, expand_animations=False)
+  elif fmt_name == "bmp":
+    pixels = tf.io.decode_bmp(data, channels=3)
+  elif fmt_name == "webp":
+    pixels = tf.io.decode_webp(data, channels=0)[0]
+  else:
+    raise ValueError(f"no graph decoder for {fmt_name!r}")
+  return orient_tf(pixels, orientation)
+
+
 def decode_checked_tf(data, fmt, height, width, orientation,
                       target_size: Optional[object] = None) -> tf.Tensor:
   """`decode_image_tf` after `checked_header_tf` (the header parsed once)."""
-  def jpeg():
-    return tf.cast(decode_jpeg_uint8_tf(data, height, width, orientation,
-                                        target_size), tf.float32) / 255.0
+  def branch(fmt_name):
+    def decode():
+      pixels = decode_pixels_checked_tf(fmt_name, data, height, width,
+                                        orientation, target_size)
+      scale = 65535.0 if pixels.dtype == tf.uint16 else 255.0
+      image = tf.cast(pixels, tf.float32) / scale
+      # JPEG, GIF and BMP are decoded to three channels already.
+      return _to_rgb_tf(image) if fmt_name in ("png", "webp") else image
+    return decode
 
-  def png():
-    return _to_rgb_tf(tf.cast(tf.io.decode_png(data, channels=0,
-                                               dtype=tf.uint16),
-                              tf.float32) / 65535.0)
-
-  def gif():
-    # decode_image stops after the first frame (decode_gif would decode them
-    # all: frames x pixels, unbounded by the header check).
-    return tf.cast(tf.io.decode_image(data, channels=3,
-                                      expand_animations=False),
-                   tf.float32) / 255.0
-
-  def bmp():
-    return tf.cast(tf.io.decode_bmp(data, channels=3), tf.float32) / 255.0
-
-  def webp():
-    return _to_rgb_tf(tf.cast(tf.io.decode_webp(data, channels=0)[0],
-                              tf.float32) / 255.0)
-
-  def oriented(decode):
-    return lambda: orient_tf(decode(), orientation)
-
-  # JPEG is oriented inside its branch (as uint8, the cheaper copy).
   image = tf.switch_case(tf.clip_by_value(tf.cast(fmt, tf.int32) - 1, 0, 4),
-                         [jpeg] + [oriented(f) for f in (png, gif, bmp, webp)])
+                         [branch(name) for name in image_headers.GRAPH_FORMATS])
   image.set_shape([None, None, 3])
   return image

@@ -207,15 +207,17 @@ def decode_image_bytes(data: bytes, source: str = "<bytes>",
     return _decode_tiff(data, source)
   with _libjpeg_warnings(header.format == "jpeg") as warnings:
     try:
-      image = _decode_eager(tf.constant(data), tf.constant(limit, tf.int64),
-                            tf.constant(target_size or (0, 0), tf.int32))
-      image = image.numpy()
+      pixels = _decode_pixels_eager(
+          tf.constant(data), tf.constant(limit, tf.int64),
+          tf.constant(target_size or (0, 0), tf.int32), header.format)
+      pixels = pixels.numpy()
     except (tf.errors.OpError, ValueError) as err:
       raise ImageReadError(f"{source}: cannot decode {header.format.upper()} "
                            f"({_tf_error_text(err)})") from None
   if warnings:
     raise ImageReadError(f"{source}: corrupt JPEG data ({warnings[0]})")
-  return image
+  # The float conversion runs in numpy, the same formula as the graph's.
+  return to_float_rgb(pixels, source)
 
 
 def _decode_tiff(data: bytes, source: str) -> np.ndarray:
@@ -249,10 +251,13 @@ def to_float_rgb(array: np.ndarray, source: str = "<array>") -> np.ndarray:
     array = array[..., None]
   if array.ndim != 3 or array.shape[-1] not in (1, 2, 3, 4):
     raise ImageReadError(f"{source}: expected an image, got shape {array.shape}")
+  # In place: one float copy of a large photo, not two.
   if array.dtype == np.uint8:
-    image = array.astype(np.float32) / np.float32(255.0)
+    image = array.astype(np.float32)
+    image /= np.float32(255.0)
   elif array.dtype == np.uint16:
-    image = array.astype(np.float32) / np.float32(65535.0)
+    image = array.astype(np.float32)
+    image /= np.float32(65535.0)
   elif np.issubdtype(array.dtype, np.floating):
     image = np.clip(array.astype(np.float32), 0.0, 1.0)
   else:
@@ -439,12 +444,18 @@ def write_image(path: str, image: np.ndarray, bit_depth: Optional[int] = None,
 # TensorFlow graph side (tf.data, tf.function, SavedModel signatures)
 
 
-# The numpy path runs the graph decoder traced once (eager while_loops are slow).
-_decode_eager = tf.function(
-    decode_image_tf, input_signature=[tf.TensorSpec([], tf.string),
-                                      tf.TensorSpec([], tf.int64),
-                                      tf.TensorSpec([2], tf.int32)],
-    reduce_retracing=True)
+def _decode_pixels(image_bytes: tf.Tensor, max_pixels: tf.Tensor,
+                   target_size: tf.Tensor, fmt_name: str) -> tf.Tensor:
+  """The graph's checks and decoder of one format, to integer pixels."""
+  data, _, height, width, orientation = image_graph.checked_header_tf(
+      image_bytes, max_pixels)
+  return image_graph.decode_pixels_checked_tf(fmt_name, data, height, width,
+                                              orientation, target_size)
+
+
+# The numpy path runs the graph decoders traced (eager while_loops are slow),
+# once per format.
+_decode_pixels_eager = tf.function(_decode_pixels, reduce_retracing=True)
 
 
 def max_side_size_tf(height: tf.Tensor, width: tf.Tensor,
