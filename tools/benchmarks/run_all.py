@@ -73,9 +73,10 @@ FULL_ARGS = {
     # each: the int8 agreement figures need trained models). If it overruns,
     # `--mobilenet_steps 0` (MobileNet untrained: size, latency, integer ops)
     # saves most of its time.
-    # 12/24/48 MP, the operators alone (prep_targets mode: run the script
-    # with its defaults, ~2x longer).
-    "peak_memory": ["--modes", "operator"],
+    # 12/24/48 MP, the operators alone and through prep-targets (the issue's
+    # bound is on the prep-targets job: decoding and the 16-bit PNG written
+    # included).
+    "peak_memory": ["--modes", "operator,prep_targets"],
 }
 
 # Expected seconds of each full-mode job on a quiet 2-core machine: about
@@ -84,7 +85,7 @@ FULL_ARGS = {
 # for --budget_minutes.
 EXPECTED_FULL_SECONDS = {
     "can_inference": 258, "dehaze": 16, "input_pipeline": 69,
-    "local_laplacian": 94, "nima_scoring": 57, "peak_memory": 84,
+    "local_laplacian": 94, "nima_scoring": 57, "peak_memory": 260,
     "prep_targets_beam": 23, "tflite": 173, "train_step": 54,
     "complexity": 5, "demo": 200,
 }
