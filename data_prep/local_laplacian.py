@@ -16,7 +16,12 @@ Two implementations of one definition:
   two references, so the band-pass coefficients are evaluated sparsely (per
   coefficient for its two references, or, for large images at large K, only
   on the rows and columns that use a reference); only the Gaussian levels
-  G_1, G_2, ... of the remapped images are computed whole.
+  G_1, G_2, ... of the remapped images are computed whole. The pyramids are
+  those of the details D_j = r_j(I) - I (the input's own pyramid adds back as
+  I after the collapse, by linearity); with beta = 1, D_j is 0 wherever
+  |I - g_j| > sigma_r, so at large K the G_1 of the references go by tiles
+  that skip the references with no detail on a tile or that no band
+  coefficient reads there (`_detail_level1`, `_used_references`).
 
 Colour: the filter runs on one intensity channel and the colour ratios RGB / I
 are restored afterwards. Intensity is I = (20 R + 40 G + B) / 61 (the weights of
@@ -361,17 +366,26 @@ def _tabulated(remap_fn: Callable, span: float):
     (fn, quantise): `fn(rows, q)` remaps the quantised rows `rows` (int32, a
     slice of `quantise(values)`) around the quantised reference q (an int,
     or one per sample); `fn(rows, q, base)` takes rows in steps above `base`
-    and returns r_g(v) - g (see there); `quantise(x)` gives the int32 steps
-    of x. `fn.table`, `fn.half` and `fn.inv` expose the table: F(d) is
-    table[half + d steps], a step being inv.
+    and returns the detail r_g(v) - v (see there); `quantise(x)` gives the
+    int32 steps of x. `fn.table`, `fn.detail`, `fn.half` and `fn.inv` expose
+    the tables: F(d) is table[half + d steps] and D(d) = F(d) - d is
+    detail[half + d steps], a step being inv; D is 0 beyond `fn.support`
+    steps.
   """
   scale = _TABLE_SAMPLES / max(float(span), 1e-3)
   half = int(np.ceil(float(span) * scale)) + 2
   # r_0 is odd (r_0(-d) = -r_0(d) bit for bit), so only d >= 0 is evaluated.
   samples = np.arange(0, half + 1, dtype=np.float64) / scale
-  positive = remap_fn(samples.astype(np.float32), np.float32(0.0))
-  positive = positive.astype(np.float32)
+  samples = samples.astype(np.float32)
+  positive = remap_fn(samples, np.float32(0.0)).astype(np.float32)
   table = np.concatenate([-positive[:0:-1], positive])
+  # The detail part D(d) = F(d) - d (also odd): the fast method filters
+  # D_g(v) = r_g(v) - v and adds the input back (linearity of the pyramids);
+  # with beta = 1, D is exactly 0 beyond |d| > sigma_r, which lets whole
+  # tiles of a reference be skipped (`_detail_level1`).
+  positive -= samples
+  detail = np.concatenate([-positive[:0:-1], positive])
+  nonzero = np.flatnonzero(positive)
   inv = 1.0 / scale
 
   def quantise(x):
@@ -379,11 +393,9 @@ def _tabulated(remap_fn: Callable, span: float):
 
   def fn(rows, q, base=None):
     if base is not None:  # rows: int steps above `base` (<= every q).
-      # Without the constant g: every band of the fast method is a
-      # difference of two levels of one remapped image (or an interpolation
-      # of such), in which it cancels; the values stay near 0, where float32
-      # is finer.
-      return table[half - (q - base):].take(rows)
+      # The detail D_g(v) = r_g(v) - v: the fast method filters it and adds
+      # the input back; the values stay near 0, where float32 is finer.
+      return detail[half - (q - base):].take(rows)
     if np.ndim(q):  # One reference per sample.
       index = np.subtract(rows, (q - half).astype(np.int32), dtype=np.int32)
       out = table.take(index)
@@ -395,7 +407,9 @@ def _tabulated(remap_fn: Callable, span: float):
     return out
 
   # For callers that gather per-sample references themselves.
-  fn.table, fn.half, fn.inv = table, half, inv
+  fn.table, fn.detail, fn.half, fn.inv = table, detail, half, inv
+  # D(d) = 0 for |d| > support steps (the whole table when beta != 1).
+  fn.support = int(nonzero[-1]) if nonzero.size else -1
   return fn, quantise
 
 
@@ -578,9 +592,9 @@ def _strip_band(out: np.ndarray, reduced: np.ndarray, position: "_Positions",
 def _table_pair(qvalues: np.ndarray, qbase: int, qrefs: np.ndarray,
                 remap_fn: Callable) -> Callable:
   """`_strip_band`'s `pair` of level 0: remap_fn(qvalues, qrefs[j], qbase)
-  (without the constant g, as the stack) per coefficient, the shift of each
+  (the detail D_j, as the stack) per coefficient, the shift of each
   reference looked up in a K-entry table."""
-  table = remap_fn.table
+  table = remap_fn.detail
   shift = (qrefs - qbase - remap_fn.half).astype(np.intp)
 
   def pair(a, b, j0, j1):
@@ -617,6 +631,163 @@ _BAND_STRIP_ELEMENTS = 1 << 17
 # memory does not grow with K, so the 12-48 MP peaks of `peak_memory.py` stay
 # those of that path (48 MP prep-targets under 4 GB).
 _STACK_BYTES = 320 << 20
+
+
+# Coarse rows and columns of a tile of `_detail_level1` (its fine block has
+# 2 * size + 3 samples a side): wide tiles keep numpy's inner loops long, few
+# rows keep the references a tile skips many.
+_TILE_ROWS, _TILE_COLS = 16, 128
+# References remapped per batch in a tile (their blocks stay in cache).
+_TILE_REFS = 16
+# From this many references on, the references' G_1 go by tiles that skip the
+# references they do not need (`_detail_level1`); below, most tiles need
+# nearly all, and full-width strips per reference are faster (4 MP, 8 levels,
+# one process, MP/s by tiles / strips: K = 8 14.5 / 16.8, 16 11.3 / 11.6,
+# 24 8.9 / 8.3, 32 7.3 / 6.5).
+_TILE_MIN_K = 20
+
+
+def _mirror_index(positions: np.ndarray, size: int) -> np.ndarray:
+  """Sample index of (possibly out-of-range) positions on an axis of `size`
+  samples, mirrored without repeating the border (scipy's "mirror")."""
+  if size == 1:
+    return np.zeros_like(positions)
+  period = 2 * (size - 1)
+  positions = np.abs(positions) % period
+  return np.where(positions > size - 1, period - positions, positions)
+
+
+def _block_order(tile: int) -> np.ndarray:
+  """Fine positions 0..2 tile + 2 of a tile's block, even ones first: a
+  reduction tap then reads one contiguous run of the block."""
+  local = np.arange(2 * tile + 3)
+  return np.concatenate([local[0::2], local[1::2]])
+
+
+def _reduce_block(values: np.ndarray, tile: int, axis: int,
+                  out: Optional[np.ndarray] = None) -> np.ndarray:
+  """The 5-tap reduction of blocks in `_block_order` along `axis` (1 or 2 of
+  [m, rows, cols]): tile samples 0.4 x[2i+2] + 0.25 (x[2i+1] + x[2i+3]) +
+  0.05 (x[2i] + x[2i+4]), where even position 2i is entry i and odd 2i + 1
+  is entry tile + 2 + i."""
+  odd = tile + 2
+
+  def part(start, stop):
+    return values[_sl(3, axis, start, stop)]
+
+  out = np.multiply(part(1, tile + 1), np.float32(0.4), out=out)
+  tmp = np.add(part(odd, odd + tile), part(odd + 1, odd + tile + 1))
+  tmp *= np.float32(0.25)
+  out += tmp
+  np.add(part(0, tile), part(2, tile + 2), out=tmp)
+  tmp *= np.float32(0.05)
+  out += tmp
+  return out
+
+
+def _used_references(positions: list, shape: tuple) -> np.ndarray:
+  """Which references' G_1 each tile of `_detail_level1` must hold.
+
+  `positions`: the `_Positions` of the levels with a band, G_0 .. G_{n-2};
+  `shape`: G_1's. Returns bool [tile rows, tile columns, K]: reference j
+  for tile t when some band coefficient whose value depends on G_1^j inside
+  t brackets its Gaussian value with j (j0 or j0 + 1). A level-l coefficient
+  q (l >= 1) reads G_1 within 3.5 * 2^l - 2 samples of 2^(l-1) q (its G_l
+  sample, and the 3 x 3 G_{l+1} samples of its upsampling, each 2^(l+1) - 2
+  from its centre); a level-0 one within 1.5 of q / 2. The windows below use
+  4 * 2^l (4 at level 0), and mirrored borders stay within them, so the set
+  only ever errs on the side of more references.
+  """
+  h1, w1 = shape
+  cy, cx = _TILE_ROWS, _TILE_COLS
+  tiles_x = -(-w1 // cx)
+  k = positions[0].k
+  used = np.zeros((-(-h1 // cy), tiles_x, k), dtype=bool)
+
+  for level, position in enumerate(positions):
+    gauss = position.level
+    scale, reach = 2.0 ** (level - 1), 4 * 2 ** level
+    height, width = gauss.shape
+
+    def window(start, stop, size):  # Level-l samples reading [start, stop).
+      return (max(0, int(np.floor((start - reach) / scale))),
+              min(size, int(np.ceil((stop - 1 + reach) / scale)) + 1))
+
+    col_windows = [window(tx * cx, min(w1, tx * cx + cx), width)
+                   for tx in range(tiles_x)]
+    for ty in range(used.shape[0]):
+      r0, r1 = window(ty * cy, min(h1, ty * cy + cy), height)
+      lows, highs = gauss[r0:r1].min(axis=0), gauss[r0:r1].max(axis=0)
+      # The lower reference j0 of the window's least and greatest values,
+      # with the arithmetic of `_Positions` and `_bracket` (j0 is monotonic).
+      first = _bracket(position.of(np.array(
+          [lows[c0:c1].min() for c0, c1 in col_windows])), k)[0]
+      last = _bracket(position.of(np.array(
+          [highs[c0:c1].max() for c0, c1 in col_windows])), k)[0]
+      for tx in range(tiles_x):
+        used[ty, tx, first[tx]:last[tx] + 2] = True  # j0 .. j0 + 1.
+  return used
+
+
+def _detail_level1(qrel: np.ndarray, offsets: np.ndarray,
+                   remap_fn: Callable,
+                   used: Optional[np.ndarray] = None) -> np.ndarray:
+  """G_1 of every reference's detail D_j = r_{g_j}(I) - I, as [K, h/2, w/2].
+
+  `qrel`: the quantised intensity (int32 steps above the lowest reference);
+  `offsets`: each reference's steps above the same base (ascending);
+  `remap_fn`: the `_tabulated` function, whose `detail` table gives D.
+
+  By tiles of `_TILE_ROWS` x `_TILE_COLS` coarse samples, each from its fine
+  block (the 5 taps of its samples, mirrored at the image's borders, so the
+  result equals `_downsample` of the whole image up to float rounding). D_j
+  is 0 wherever |I - g_j| > sigma_r (beta = 1), so a tile is only computed
+  for the references within `remap_fn.support` steps of its block's
+  intensity range: every other reference's G_1 is exactly 0 there, and the
+  stack starts as zeros. With the detail preset (K = 81 over the range,
+  sigma_r = 0.2) a tile of a photo typically needs about half of them.
+  `used` (`_used_references`), when given, skips the references no band
+  coefficient reads in a tile as well (their G_1 is left 0 there).
+  """
+  height, width = qrel.shape
+  h1, w1 = (height + 1) // 2, (width + 1) // 2
+  k, cy, cx, m = len(offsets), _TILE_ROWS, _TILE_COLS, _TILE_REFS
+  stack = np.zeros((k, h1, w1), dtype=np.float32)
+  tiles_x = -(-w1 // cx)
+  cols = _mirror_index(2 * cx * np.arange(tiles_x)[:, None]
+                       + _block_order(cx) - 2, width)
+  order_y = _block_order(cy)
+  detail = remap_fn.detail
+  # D_j at steps s above the base: detail[starts[j] + s].
+  starts = remap_fn.half - np.asarray(offsets, np.int64)
+  support = remap_fn.support
+  values = np.empty((m, 2 * cy + 3, 2 * cx + 3), dtype=np.float32)
+  vert = np.empty((m, cy, 2 * cx + 3), dtype=np.float32)
+  out = np.empty((m, cy, cx), dtype=np.float32)
+  for y0 in range(0, h1, cy):
+    rows = _mirror_index(2 * y0 + order_y - 2, height)
+    blocks = qrel[rows[None, :, None], cols[:, None, :]].astype(np.intp)
+    lows = np.searchsorted(offsets, blocks.min(axis=(1, 2)) - support, "left")
+    highs = np.searchsorted(offsets, blocks.max(axis=(1, 2)) + support,
+                            "right")
+    ch = min(cy, h1 - y0)
+    for tile in range(tiles_x):
+      x0 = tile * cx
+      cw = min(cx, w1 - x0)
+      refs = np.arange(lows[tile], highs[tile])
+      if used is not None:
+        refs = refs[used[y0 // cy, tile, refs]]
+      for first in range(0, len(refs), m):
+        batch = refs[first:first + m]
+        for i, start in enumerate(starts[batch]):
+          detail[start:].take(blocks[tile], out=values[i], mode="clip")
+        n = len(batch)
+        _reduce_block(values[:n], cy, 1, out=vert[:n])
+        _reduce_block(vert[:n], cx, 2, out=out[:n])
+        if batch[-1] - batch[0] < n:  # A run: a slice writes faster.
+          batch = slice(batch[0], batch[-1] + 1)
+        stack[batch, y0:y0 + ch, x0:x0 + cw] = out[:n, :ch, :cw]
+  return stack
 
 
 def _gaussian_levels(values: np.ndarray, levels: int) -> list:
@@ -673,11 +844,16 @@ def _fast(values: np.ndarray, levels: int, remap_fn: Callable,
     # reference at a time), then the level-0 band from each pixel's two
     # references only (`_strip_band`): the remapped level-0 values come
     # straight from the table, and no reference is upsampled at full size.
-    stack = np.empty((k,) + gaussian[1].shape, dtype=np.float32)
-    for index, q in enumerate(qrefs):
-      source = lambda r0, r1, q=q: remap_fn(qrel[r0:r1], q, qbase)  # noqa
-      _band_and_reduce(source, gaussian[0].shape, None, None, index, True,
-                       coarse=stack[index])
+    if k >= _TILE_MIN_K:
+      stack = _detail_level1(qrel, np.asarray(qrefs, np.int64) - qbase,
+                             remap_fn, _used_references(
+                                 positions, gaussian[1].shape))
+    else:  # Few references: most tiles need all, full-width strips are faster.
+      stack = np.empty((k,) + gaussian[1].shape, dtype=np.float32)
+      for index, q in enumerate(qrefs):
+        source = lambda r0, r1, q=q: remap_fn(qrel[r0:r1], q, qbase)  # noqa
+        _band_and_reduce(source, gaussian[0].shape, None, None, index, True,
+                         coarse=stack[index])
     _strip_band(out[0], stack, positions[0],
                 _table_pair(qrel, qbase, np.asarray(qrefs, dtype=np.int64),
                             remap_fn))
@@ -697,9 +873,13 @@ def _fast(values: np.ndarray, levels: int, remap_fn: Callable,
     reduced = np.stack([_downsample(image) for image in stack])
     _strip_band(out[level], reduced, positions[level], _stack_pair(stack))
     stack = reduced
-  out.append(gaussian[-1])
+  # The bands are those of the details D_j = r_j(I) - I; the pyramid of I
+  # itself (its bands and residual) adds back as I after the collapse.
+  out.append(np.zeros(gaussian[-1].shape, np.float32))
   del positions, gaussian
-  return _collapse(out)
+  result = _collapse(out)
+  result += values
+  return result
 
 
 def _collapse(bands: list) -> np.ndarray:
@@ -721,7 +901,11 @@ class _Positions:
     self.level, self.lo, self.inv, self.k = level, lo, 1.0 / step, k
 
   def __getitem__(self, rows) -> np.ndarray:
-    out = np.subtract(self.level[rows], np.float32(self.lo))
+    return self.of(self.level[rows])
+
+  def of(self, values: np.ndarray) -> np.ndarray:
+    """The position of any Gaussian values of the level (same arithmetic)."""
+    out = np.subtract(values, np.float32(self.lo), dtype=np.float32)
     out *= np.float32(self.inv)
     return np.clip(out, np.float32(0.0), np.float32(self.k - 1.0), out=out)
 
