@@ -8,6 +8,7 @@ stderr says `error:` and names the problem), shared by the binary tests.
 import os
 import subprocess
 import sys
+from typing import Dict, Optional
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # CPU only and TF's C++ log quiet, so stderr holds what the binary says.
@@ -16,11 +17,16 @@ ENV = dict(os.environ, PYTHONPATH=REPO, CUDA_VISIBLE_DEVICES="",
 
 
 def run_binary(module: str, *args: str, timeout: int = 300,
-               cwd: str = REPO) -> subprocess.CompletedProcess:
-  """`python -m nima_enhance.bin.<module> args...`, output captured as text."""
+               cwd: str = REPO, env: Optional[Dict[str, str]] = None
+              ) -> subprocess.CompletedProcess:
+  """`python -m nima_enhance.bin.<module> args...`, output captured as text.
+
+  `env`: variables set on top of ENV.
+  """
   return subprocess.run([sys.executable, "-m", f"nima_enhance.bin.{module}",
                          *args], capture_output=True, text=True,
-                        timeout=timeout, env=ENV, cwd=cwd, check=False)
+                        timeout=timeout, env=dict(ENV, **(env or {})),
+                        cwd=cwd, check=False)
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess,

@@ -116,6 +116,14 @@ def _export_tflite():
         f"{metadata['size_bytes']} bytes, input "
         f"{metadata['input']['dtype']}{metadata['input']['shape']}; agreement "
         f"{json.dumps(agreement)}) to {path}", file=sys.stderr)
+  floor = metadata.get("int8_rounding_floor")
+  if floor and floor["pixels_rounded"] and floor["weights_rounded"]:
+    # What int8's own roundings cost this checkpoint (docs/serving.md).
+    print("nima-export: int8 roundings alone move the checkpoint's means by "
+          f"{floor['pixels_rounded']['max_abs_mean_diff']:.3f} (uint8 "
+          f"pixels) and {floor['weights_rounded']['max_abs_mean_diff']:.3f} "
+          "(int8 kernels); where these exceed your tolerance, ship float16",
+          file=sys.stderr)
 
 
 def run():

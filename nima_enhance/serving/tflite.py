@@ -307,6 +307,12 @@ def _export_scorer(model_dir: str, spec: Dict[str, object], quantize: str,
   pixel_dtype = candidate.input_dtype
   agreement_paths = held_out or calibration
   agreement = scorer_agreement(bundle, candidate, agreement_paths)
+  # int8: what its two unavoidable roundings alone cost this checkpoint
+  # (tflite_quantize.int8_floor): an agreement no better than these is the
+  # checkpoint's sensitivity, not the quantizer's.
+  floor = (tflite_quantize.int8_floor(bundle, agreement_paths,
+                                      scorer_agreement)
+           if quantize == "int8" else None)
   return {
       "preprocessing": preprocessing,
       "input": {
@@ -336,6 +342,7 @@ def _export_scorer(model_dir: str, spec: Dict[str, object], quantize: str,
       "agreement_with_checkpoint": (
           dict(agreement, held_out=bool(held_out),
                source=source) if agreement else None),
+      "int8_rounding_floor": floor,
   }
 
 

@@ -8,8 +8,10 @@ of the checkpoint (docs/serving.md "On-device (TFLite)").
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+import contextlib
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
+import keras
 import numpy as np
 import tensorflow as tf
 # Private TF modules: the only denylisting quantizer TF offers.
@@ -104,6 +106,111 @@ def float_ops_of(path: str) -> List[str]:
   return found
 
 
+# ---------------------------------------------------------------------------
+# How far int8 must move a checkpoint's means, whatever the quantizer does.
+#
+# Two roundings are in every int8 scorer file: its uint8 input rounds the
+# resized pixels to integers, and its weights are stored as int8 per output
+# channel (scale max|w| / 127, the finest granularity TFLite offers; folding
+# a batch norm scales whole channels, so the relative rounding is the same).
+# Measured in float on the checkpoint itself, each is a cost that calibration,
+# cross-layer range equalization (per-channel weights make it a no-op for the
+# weights) or bias correction (these errors have no mean) cannot remove; only
+# learned rounding of the weights (AdaRound), not offered by TFLite, could
+# lower the second. When either already moves the means past the target, the
+# checkpoint is too sensitive for int8 (its score moves with invisible noise
+# of +-0.5 grey levels), and float16 is the file to ship. docs/serving.md "On-device (TFLite)".
+
+
+class RoundedPixels:
+  """A scorer given its pixels rounded to integers (what uint8 input does)."""
+
+  def __init__(self, scorer):
+    self.scorer = scorer
+    self.preprocessing = scorer.preprocessing
+
+  def predict(self, pixels):
+    return self.scorer.predict(tf.round(pixels))
+
+
+def _channel_axes(layer, name: str, ndim: int) -> Tuple[int, ...]:
+  """Axes reduced to one int8 scale per output channel of a kernel."""
+  if name == "depthwise_kernel" or isinstance(layer,
+                                               keras.layers.DepthwiseConv2D):
+    return (0, 1)  # [kh, kw, in, multiplier]: a scale per in * multiplier
+  if "Transpose" in type(layer).__name__:
+    return tuple(i for i in range(ndim) if i != ndim - 2)  # [.., out, in]
+  return tuple(range(ndim - 1))  # [..., out]
+
+
+def _kernels(model: keras.Model):
+  """(layer, attribute name, variable) of every conv/dense kernel."""
+  for layer in model._flatten_layers():  # pylint: disable=protected-access
+    for name in ("kernel", "depthwise_kernel", "pointwise_kernel"):
+      variable = getattr(layer, name, None)
+      if isinstance(variable, keras.Variable) and len(variable.shape) >= 2:
+        yield layer, name, variable
+
+
+@contextlib.contextmanager
+def int8_rounded_weights(model: keras.Model) -> Iterator[None]:
+  """Every conv/dense kernel rounded as int8 per channel, restored on exit.
+
+  Symmetric, to the nearest of 127 steps each side of zero per output
+  channel, as TFLite's converter stores them.
+  """
+  saved = []
+  try:
+    for layer, name, variable in _kernels(model):
+      value = np.asarray(variable.numpy(), np.float64)
+      step = np.abs(value).max(
+          axis=_channel_axes(layer, name, value.ndim), keepdims=True) / 127
+      step = np.where(step > 0, step, 1.0)
+      saved.append((variable, variable.numpy()))
+      variable.assign((np.round(value / step) * step).astype(variable.dtype))
+    yield
+  finally:
+    for variable, value in saved:
+      variable.assign(value)
+
+
+def int8_floor(bundle, paths: Sequence[str],
+               agreement: Callable[..., Optional[Dict[str, float]]]
+              ) -> Dict[str, object]:
+  """The checkpoint's agreement with itself under each int8 rounding alone.
+
+  Args:
+    bundle: the float checkpoint (`scoring.NimaBundle`).
+    paths: the images of the int8 agreement check.
+    agreement: `tflite.scorer_agreement` (reference, candidate, paths).
+
+  Returns:
+    {"pixels_rounded": agreement of the checkpoint fed integer pixels,
+     "weights_rounded": agreement with its kernels rounded to int8 per
+     channel, "kernels": how many kernels were rounded}.
+  """
+  return {"pixels_rounded": agreement(bundle, RoundedPixels(bundle), paths),
+          "weights_rounded": agreement(bundle, RoundedWeights(bundle), paths),
+          "kernels": len(list(_kernels(bundle.model)))}
+
+
+class RoundedWeights:
+  """A scorer running a bundle's model with its kernels rounded to int8.
+
+  Rounded for each batch and restored after it, so the bundle itself (the
+  reference of an agreement, scored before or after) keeps its weights.
+  """
+
+  def __init__(self, bundle):
+    self.preprocessing = bundle.preprocessing
+    self.model = bundle.model
+
+  def predict(self, pixels):
+    with int8_rounded_weights(self.model):
+      return tf.identity(self.model(pixels, training=False))
+
+
 __all__ = ["FLOAT_IN_INT8", "FLOAT_IN_INT8_WHY", "FLOAT_TAIL", "SCORES_SCOPE",
            "FLOAT_TAIL_WHY", "float_pattern", "float_reasons",
-           "quantize_except", "float_ops_of"]
+           "quantize_except", "float_ops_of", "RoundedPixels",
+           "RoundedWeights", "int8_rounded_weights", "int8_floor"]

@@ -375,6 +375,13 @@ def tflite(results_dir):
       text += (f"; max |mean diff| {x['max_abs_mean_diff']:.2f} (target 0.1: "
                f"{'met' if x['max_abs_mean_diff'] <= 0.1 else 'not met'}), "
                f"SRCC {x['srcc_means']:.3f}")
+      if x.get("int8_floor_pixels") is not None:
+        # tflite_quantize.int8_floor: the checkpoint in float under each of
+        # int8's unavoidable roundings alone.
+        text += (f"; the float checkpoint alone moves by "
+                 f"{x['int8_floor_pixels']:.2f} on integer pixels (the "
+                 f"uint8 input) and {x['int8_floor_weights']:.2f} with its "
+                 "kernels rounded to int8 per channel")
     notes.append(text)
   lines += [""] + [f"* {n}." for n in notes]
   variants = r.get("figures", {}).get("int8_variants") or []
