@@ -346,6 +346,11 @@ def _band_and_reduce(source: Callable, shape: tuple,
   return coarse
 
 
+# Every look-up of the fast method (`take`) has its indices in range by
+# construction and uses mode="wrap", which leaves them unchanged: numpy's
+# fastest take (1.5x the default "raise" on 2000-sample rows of int64
+# indices, 1.4x on int32; "clip" is no faster than "raise").
+
 # Samples per unit of the tabulated remapping of the fast method: 2^17 over the
 # value range (a table of 2^18 + 1 floats, 1 MB).
 _TABLE_SAMPLES = 1 << 17
@@ -395,7 +400,7 @@ def _tabulated(remap_fn: Callable, span: float):
     if base is not None:  # rows: int steps above `base` (<= every q).
       # The detail D_g(v) = r_g(v) - v: the fast method filters it and adds
       # the input back; the values stay near 0, where float32 is finer.
-      return detail[half - (q - base):].take(rows)
+      return detail[half - (q - base):].take(rows, mode="wrap")
     if np.ndim(q):  # One reference per sample.
       index = np.subtract(rows, (q - half).astype(np.int32), dtype=np.int32)
       out = table.take(index)
@@ -476,9 +481,9 @@ def _interpolated_band(lower: np.ndarray, upper: np.ndarray,
         for cols, col_weight in col_taps:
           index = np.add(row_base, cols[None, :])
           weight = np.float32(row_weight * col_weight)
-          tap_low = flat.take(index)
+          tap_low = flat.take(index, mode="wrap")
           tap_low *= weight
-          tap_high = flat_upper.take(index)
+          tap_high = flat_upper.take(index, mode="wrap")
           tap_high *= weight
           if total_low is None:
             total_low, total_high = tap_low, tap_high
@@ -536,7 +541,7 @@ def _interpolated_band_rows(lower: np.ndarray, upper: np.ndarray,
 
     def tap(offset, upper_plane):
       return flat[offset + (plane if upper_plane and k > 1 else 0):].take(
-          index)
+          index, mode="wrap")
 
     if px == 0:  # 0.1 c[m-1] + 0.8 c[m] + 0.1 c[m+1].
       parts = []
@@ -599,8 +604,8 @@ def _table_pair(qvalues: np.ndarray, qbase: int, qrefs: np.ndarray,
 
   def pair(a, b, j0, j1):
     strip = qvalues[a:b]
-    lower = table.take(np.subtract(strip, shift.take(j0)))
-    upper = table.take(np.subtract(strip, shift.take(j1)))
+    lower = table.take(np.subtract(strip, shift.take(j0)), mode="wrap")
+    upper = table.take(np.subtract(strip, shift.take(j1)), mode="wrap")
     return lower, upper
 
   return pair
@@ -614,8 +619,8 @@ def _stack_pair(stack: np.ndarray) -> Callable:
 
   def pair(a, b, j0, j1):
     local = np.arange(a * width, b * width, dtype=np.intp).reshape(j0.shape)
-    lower = flat.take(j0 * size + local)
-    upper = flat.take(j1 * size + local)
+    lower = flat.take(j0 * size + local, mode="wrap")
+    upper = flat.take(j1 * size + local, mode="wrap")
     return lower, upper
 
   return pair
@@ -780,7 +785,7 @@ def _detail_level1(qrel: np.ndarray, offsets: np.ndarray,
       for first in range(0, len(refs), m):
         batch = refs[first:first + m]
         for i, start in enumerate(starts[batch]):
-          detail[start:].take(blocks[tile], out=values[i], mode="clip")
+          detail[start:].take(blocks[tile], out=values[i], mode="wrap")
         n = len(batch)
         _reduce_block(values[:n], cy, 1, out=vert[:n])
         _reduce_block(vert[:n], cx, 2, out=out[:n])
