@@ -94,7 +94,6 @@ def test_one_trace_for_every_size(bundle, tmp_path):
   pixels_fn = scoring._pixels_fn(bundle.preprocessing)  # pylint: disable=protected-access
   assert pixels_fn.experimental_get_tracing_count() == 1
   assert bundle._predict.experimental_get_tracing_count() == 1  # pylint: disable=protected-access
-  assert images._decode_eager.experimental_get_tracing_count() == 1  # pylint: disable=protected-access
 
 
 def test_large_jpeg_is_decoded_reduced(bundle, tmp_path):
