@@ -284,10 +284,9 @@ _HALO = 6
 _BATCH_ELEMENTS = 1 << 16
 
 
-def _band_and_reduce(source: Callable, shape: tuple,
-                     out: Optional[np.ndarray], position, index: int,
-                     reuse_halo: bool = False,
-                     coarse: Optional[np.ndarray] = None) -> np.ndarray:
+def _band_and_reduce(source: Callable, shape: tuple, out: np.ndarray,
+                     position, index: int,
+                     reuse_halo: bool = False) -> np.ndarray:
   """One level of one remapped image's pyramid, in horizontal strips.
 
   `source(r0, r1)` gives rows [r0, r1) of the level's Gaussian image G_l.
@@ -296,12 +295,10 @@ def _band_and_reduce(source: Callable, shape: tuple,
   context, aligned to even rows, so the result equals the whole-image
   computation bit for bit (the mirror borders only apply at the image's own).
   With `reuse_halo` (an expensive source: the remapping), the rows shared with
-  the previous strip are kept rather than computed twice. With `out` None
-  only G_{l+1} is computed (written into `coarse` when given).
+  the previous strip are kept rather than computed twice.
   """
   height, width = shape
-  if coarse is None:
-    coarse = np.empty(((height + 1) // 2, (width + 1) // 2), dtype=np.float32)
+  coarse = np.empty(((height + 1) // 2, (width + 1) // 2), dtype=np.float32)
   rows = max(4 * _HALO, (_STRIP_ELEMENTS // max(width, 1)) // 2 * 2)
   fine, fine_start, fine_stop = None, 0, 0
   for y0 in range(0, height, rows):
@@ -314,8 +311,6 @@ def _band_and_reduce(source: Callable, shape: tuple,
     fine_start, fine_stop = a, b
     reduced = _downsample(fine)
     coarse[y0 // 2:(y1 + 1) // 2] = reduced[(y0 - a) // 2:(y1 + 1 - a) // 2]
-    if out is None:
-      continue
     pos = position[y0:y1]
     weight = np.subtract(pos, np.float32(index))
     np.abs(weight, out=weight)
@@ -644,12 +639,12 @@ _STACK_BYTES = 320 << 20
 _TILE_ROWS, _TILE_COLS = 16, 128
 # References remapped per batch in a tile (their blocks stay in cache).
 _TILE_REFS = 16
-# From this many references on, the references' G_1 go by tiles that skip the
-# references they do not need (`_detail_level1`); below, most tiles need
-# nearly all, and full-width strips per reference are faster (4 MP, 8 levels,
-# one process, MP/s by tiles / strips: K = 8 14.5 / 16.8, 16 11.3 / 11.6,
-# 24 8.9 / 8.3, 32 7.3 / 6.5).
-_TILE_MIN_K = 20
+# From this many references on, `_detail_level1` also skips the references
+# no band coefficient reads in a tile (`_used_references`, ~0.03 s at 4 MP);
+# with fewer, nearly every tile's coefficients read them all (4 MP, 8 levels,
+# K = 8, one process: 20.3 MP/s without the used-set, 15.6 with it, 17.6 by
+# the per-reference strips of `_band_and_reduce`).
+_USED_MIN_K = 20
 
 
 def _mirror_index(positions: np.ndarray, size: int) -> np.ndarray:
@@ -833,9 +828,9 @@ def _fast(values: np.ndarray, levels: int, remap_fn: Callable,
   positions = [_Positions(g, lo, step, k) for g in gaussian[:-1]]
   out = [np.zeros(g.shape, np.float32) for g in gaussian[:-1]]
   # Usually (K x h/2 x w/2 floats within _STACK_BYTES, or a small image):
-  # every reference's G_1 as a [K, h/2, w/2] stack, computed one remapped
-  # image at a time by strips; then every band, level 0 included, evaluated
-  # by strips for only the two references of each coefficient
+  # every reference's G_1 as a [K, h/2, w/2] stack, computed by tiles that
+  # skip the references they do not need; then every band, level 0 included,
+  # evaluated by strips for only the two references of each coefficient
   # (`_strip_band`), the deeper levels from the stack reduced level by level.
   # Large images at large K (the stack beyond the budget): one remapped image
   # at a time, level by level and strip by strip with its dense bands
@@ -845,20 +840,14 @@ def _fast(values: np.ndarray, levels: int, remap_fn: Callable,
                 if gaussian[level].size <= _BATCH_ELEMENTS), levels - 1)
   if levels > 1 and (gaussian[0].size <= 4 * _BATCH_ELEMENTS
                      or k * gaussian[1].size * 4 <= _STACK_BYTES):
-    # Every reference's G_1 (remapped and reduced strip by strip, one
-    # reference at a time), then the level-0 band from each pixel's two
+    # Every reference's G_1 (remapped and reduced by tiles, a tile's
+    # references in batches), then the level-0 band from each pixel's two
     # references only (`_strip_band`): the remapped level-0 values come
     # straight from the table, and no reference is upsampled at full size.
-    if k >= _TILE_MIN_K:
-      stack = _detail_level1(qrel, np.asarray(qrefs, np.int64) - qbase,
-                             remap_fn, _used_references(
-                                 positions, gaussian[1].shape))
-    else:  # Few references: most tiles need all, full-width strips are faster.
-      stack = np.empty((k,) + gaussian[1].shape, dtype=np.float32)
-      for index, q in enumerate(qrefs):
-        source = lambda r0, r1, q=q: remap_fn(qrel[r0:r1], q, qbase)  # noqa
-        _band_and_reduce(source, gaussian[0].shape, None, None, index, True,
-                         coarse=stack[index])
+    used = (_used_references(positions, gaussian[1].shape)
+            if k >= _USED_MIN_K else None)
+    stack = _detail_level1(qrel, np.asarray(qrefs, np.int64) - qbase,
+                           remap_fn, used)
     _strip_band(out[0], stack, positions[0],
                 _table_pair(qrel, qbase, np.asarray(qrefs, dtype=np.int64),
                             remap_fn))

@@ -171,7 +171,7 @@ def test_tile_skipping_keeps_every_needed_reference(monkeypatch, levels):
   monkeypatch.setattr(llf, "_TILE_ROWS", 4)  # Many tiles on a small image.
   monkeypatch.setattr(llf, "_TILE_COLS", 8)
   monkeypatch.setattr(llf, "_TILE_REFS", 5)
-  monkeypatch.setattr(llf, "_TILE_MIN_K", 2)
+  monkeypatch.setattr(llf, "_USED_MIN_K", 2)
   calls = []
   detail_level1 = llf._detail_level1
 
@@ -187,7 +187,8 @@ def test_tile_skipping_keeps_every_needed_reference(monkeypatch, levels):
   # levels read nearly all in so small an image), or have no detail there.
   assert used.mean() < (0.8 if levels == 3 else 1.0)
   assert np.mean(stack == 0.0) > 0.3
-  monkeypatch.setattr(llf, "_TILE_MIN_K", 10 ** 6)
+  monkeypatch.setattr(llf, "_STACK_BYTES", 0)  # The per-reference path.
+  monkeypatch.setattr(llf, "_BATCH_ELEMENTS", 8)
   strips = llf.filter_channel(values, *args)
   np.testing.assert_allclose(tiled, strips, atol=2e-6)
   assert np.abs(strips - values).max() > 0.02  # The filter did something.
