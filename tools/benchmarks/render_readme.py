@@ -379,8 +379,8 @@ def tflite(results_dir):
         # tflite_quantize.int8_floor: the checkpoint in float under each of
         # int8's unavoidable roundings alone.
         text += (f"; the float checkpoint alone moves by "
-                 f"{x['int8_floor_pixels']:.2f} on integer pixels (the "
-                 f"uint8 input) and {x['int8_floor_weights']:.2f} with its "
+                 f"{x['int8_floor_pixels']:.3f} on integer pixels (the "
+                 f"uint8 input) and {x['int8_floor_weights']:.3f} with its "
                  "kernels rounded to int8 per channel")
     notes.append(text)
   lines += [""] + [f"* {n}." for n in notes]
