@@ -863,8 +863,13 @@ def _fast(values: np.ndarray, levels: int, remap_fn: Callable,
       stack[index] = current
   del qrel
   for level in range(split, levels - 1):
-    # One reference at a time: no K-fold padded temporaries of a large stack.
-    reduced = np.stack([_downsample(image) for image in stack])
+    # One reference at a time: no K-fold padded temporaries of a large stack,
+    # and each reduction's temporaries freed before the next (a list of K
+    # reductions, then stacked, touched twice the fresh memory: page faults
+    # cost more than the copy here).
+    reduced = np.empty((k,) + gaussian[level + 1].shape, dtype=np.float32)
+    for index, image in enumerate(stack):
+      reduced[index] = _downsample(image)
     _strip_band(out[level], reduced, positions[level], _stack_pair(stack))
     stack = reduced
   # The bands are those of the details D_j = r_j(I) - I; the pyramid of I
