@@ -32,7 +32,10 @@ flags.DEFINE_string("tflite", None, "A .tflite scorer written by nima-export "
 flags.DEFINE_integer("tflite_threads", None, "TFLite interpreter threads "
                      "(default: the interpreter's).")
 flags.DEFINE_string("output", None, "CSV file (default: standard output).")
-flags.DEFINE_integer("batch_size", 32, "Images per batch.", lower_bound=1)
+flags.DEFINE_integer("batch_size", 32, "Images per batch (read ahead "
+                     "together; on a CPU the model runs on calls of one "
+                     "480x640 input's pixels, scoring.model_call_size).",
+                     lower_bound=1)
 flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16"],
                   "--model_dir only: bfloat16 runs NIMA under Keras' "
                   "mixed_bfloat16 policy (batch norm and the softmax head in "

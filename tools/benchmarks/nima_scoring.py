@@ -256,18 +256,22 @@ def means_of(scored):
 
 
 def best_ms(fn, reps=3):
-  """Median wall milliseconds of `reps` calls after one untimed call."""
+  """Median (wall, CPU) milliseconds of `reps` calls after an untimed one.
+
+  CPU is this process's time on every core (`time.process_time`): what the
+  call takes from a machine whose cores are all busy.
+  """
   fn()
   times = []
   for _ in range(reps):
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     fn()
-    times.append(time.perf_counter() - start)
-  return 1000 * float(np.median(times))
+    times.append((time.perf_counter() - start, time.process_time() - cpu))
+  return tuple(1000 * float(np.median(t)) for t in zip(*times))
 
 
 def stage_times(bundle, paths, batch_size):
-  """Per-image milliseconds of each stage, one thread, no overlap.
+  """Per-image (wall, CPU) milliseconds of each stage, no overlap.
 
   The median over the first two files (both orientations) of each stage's
   median of 3 calls; the model per image at nima-score's call size and at a
@@ -307,14 +311,16 @@ def stage_times(bundle, paths, batch_size):
   call = scoring.model_call_size(batch_size, height, width)
   for n in sorted({call, min(batch_size, max(len(paths), call))}):
     x = tf.random.uniform([n, height, width, 3], 0, 255)
-    rows[f"model forward, call of {n} (per image)"] = [
-        best_ms(lambda x=x: bundle.predict(x).numpy(), 2) / n]
+    rows[f"model forward, call of {n} (per image)"] = [tuple(
+        ms / n for ms in best_ms(lambda x=x: bundle.predict(x).numpy(), 2))]
   buffer = io.StringIO()
   writer = csv.writer(buffer)
   dist = np.full(10, 0.1)
   rows["CSV row"] = [best_ms(lambda: writer.writerow(
       ["x.jpg", "5.0000", "1.0000"] + [f"{p:.6f}" for p in dist]))]
-  return {k: float(np.median(v)) for k, v in rows.items()}, call
+  wall = {k: float(np.median([w for w, _ in v])) for k, v in rows.items()}
+  cpu = {k: float(np.median([c for _, c in v])) for k, v in rows.items()}
+  return wall, cpu, call
 
 
 def old_resize(image, height, width):
@@ -329,7 +335,7 @@ def large_photos(args, tmp):
   _, paths, bundle = photos_and_model(tmp, "large", write_large_jpegs,
                                       args.large_images, args.backbone)
   prep = bundle.preprocessing
-  stages, call = stage_times(bundle, paths, args.batch_size)
+  stages, cpu, call = stage_times(bundle, paths, args.batch_size)
 
   def per_batch_calls(ps):
     # nima-score before the per-call cap: the model on whole batches.
@@ -373,22 +379,36 @@ def large_photos(args, tmp):
         f"at {HEIGHT}x{WIDTH}, batch {args.batch_size} (model calls of "
         f"{call} on this CPU), median of {rounds} alternating rounds, "
         f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
-  print("per-image stages (one thread, no overlap), ms:")
+  print("per-image stages (no overlap), ms wall / ms CPU (all cores):")
   for name, ms in stages.items():
-    print(f"  {name:<46} {ms:8.2f}")
-  model_ms = stages[f"model forward, call of {call} (per image)"]
-  old_ms = (stages["old read: read_image full (float)"]
-            + stages["old resize: antialiased, from full"])
-  new_ms = (stages["new read: read_image reduced (float)"]
-            + stages["new resize: the rule, from reduced"])
+    print(f"  {name:<46} {ms:8.2f} {cpu[name]:8.2f}")
+  model_key = f"model forward, call of {call} (per image)"
+  old_keys = ("old read: read_image full (float)",
+              "old resize: antialiased, from full")
+  new_keys = ("new read: read_image reduced (float)",
+              "new resize: the rule, from reduced")
+  model_ms = stages[model_key]
+  old_ms = sum(stages[k] for k in old_keys)
+  new_ms = sum(stages[k] for k in new_keys)
   floor = (stages["decode_jpeg full (uint8, floor of the old)"]
            / stages["decode_jpeg ratio 8 (uint8)"])
   bound = (old_ms + model_ms) / (new_ms + model_ms)
+  # With every core busy, images/s is cores / CPU time per image: the
+  # speed-up the pipeline can reach, and (new reading free) its ceiling.
+  old_cpu = sum(cpu[k] for k in old_keys) + cpu[model_key]
+  new_cpu = sum(cpu[k] for k in new_keys) + cpu[model_key]
+  floor_cpu = cpu["decode_jpeg ratio 8 (uint8)"] + cpu[model_key]
+  cpu_bound, floor_bound, free_bound = (
+      old_cpu / new_cpu, old_cpu / floor_cpu, old_cpu / cpu[model_key])
   print(f"reading alone: old {old_ms:.0f} ms, new {new_ms:.0f} ms per image "
         f"({old_ms / new_ms:.1f}x); decode alone full / ratio 8: {floor:.1f}x "
         f"(Huffman decoding of all the data is the floor); with the model "
         f"({model_ms:.0f} ms per image) run one after the other: "
         f"{bound:.1f}x")
+  print(f"CPU per image (every core busy): old {old_cpu:.0f} ms, new "
+        f"{new_cpu:.0f} ms ({cpu_bound:.1f}x); new reading at the ratio-8 "
+        f"decode alone: {floor_bound:.1f}x; new reading free (the model's "
+        f"{cpu[model_key]:.0f} CPU ms only): {free_bound:.1f}x")
   print(f"traces after scoring both orientations: {traces}")
   median = {k: float(np.median(v)) for k, v in times.items()}
   for name, seconds in median.items():
@@ -410,6 +430,9 @@ def large_photos(args, tmp):
           "large_speedup_over_full_decode": over_full,
           "stage_ms": stages, "reading_speedup": old_ms / new_ms,
           "decode_floor_speedup": floor, "serial_bound_speedup": bound,
+          "stage_cpu_ms": cpu, "cpu_bound_speedup": cpu_bound,
+          "cpu_bound_at_decode_floor": floor_bound,
+          "cpu_bound_reading_free": free_bound,
           "traces": traces}
 
 

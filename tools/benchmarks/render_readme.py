@@ -243,6 +243,31 @@ def input_images(results_dir):
               + (f" (median of {large['rounds']} alternating rounds, lowest "
                  f"{large['large_speedup_min']:.1f}x)"
                  if "large_speedup_min" in large else "") + "."]
+    st = large.get("stage_ms")
+    if st:
+      call = large["model_call_size"]
+      model = st[f"model forward, call of {call} (per image)"]
+      lines += ["", "Each stage of one 24 MP image alone (ms): decode_jpeg "
+                f"full {st['decode_jpeg full (uint8, floor of the old)']:.0f}"
+                f" vs 1/8 {st['decode_jpeg ratio 8 (uint8)']:.0f} "
+                f"({large['decode_floor_speedup']:.1f}x: every byte is still "
+                "Huffman-decoded); reading + resize: old "
+                f"{st['old read: read_image full (float)']:.0f} + "
+                f"{st['old resize: antialiased, from full']:.0f}, new "
+                f"{st['new read: read_image reduced (float)']:.0f} + "
+                f"{st['new resize: the rule, from reduced']:.0f} "
+                f"({large['reading_speedup']:.1f}x); the model "
+                f"{model:.0f} per image (calls of {call}), the same on both "
+                f"sides, bounds the speed-up at "
+                f"{large['serial_bound_speedup']:.1f}x (stages one after "
+                "another)"
+                + (f"; in CPU time with every core busy "
+                   f"{large['cpu_bound_speedup']:.1f}x, at most "
+                   f"{large['cpu_bound_at_decode_floor']:.1f}x with the "
+                   "reading at the 1/8 decode alone and "
+                   f"{large['cpu_bound_reading_free']:.1f}x were the new "
+                   "reading free" if "cpu_bound_speedup" in large else "")
+                + "."]
   agree = (s or {}).get("figures", {}).get("agreement")
   if agree:
     h, w = agree["input_size"]
@@ -256,6 +281,11 @@ def input_images(results_dir):
               f"{agree['score_std']:.2f}); the resize rule alone: max "
               f"{agree['rule_diff_max']:.3f}, mean "
               f"{agree['rule_diff_mean']:.4f}."]
+    if "less_reduced_diff_max" in agree:
+      lines[-1] = lines[-1][:-1] + (
+          "; the JPEG decoded one scale step less reduced: max "
+          f"{agree['less_reduced_diff_max']:.3f}, mean "
+          f"{agree['less_reduced_diff_mean']:.3f}.")
   if not (large and agree):
     lines += ["", "_The 24 MP and score-agreement parts come from a full "
               "`nima_scoring.py` run (not in this record)._"]
