@@ -30,7 +30,10 @@ Uses the default "detail_enhancement" preset (K from `default_num_samples`: 81
 references over [0, 1] since the banding fix). The fast method's bands are
 evaluated only for each coefficient's two bracketing references, level 0
 included (from every reference's G_1, held while K x h/2 x w/2 floats fit in
-320 MiB), so the K references mostly cost their remapping and first reduction.
+320 MiB), so the K references mostly cost their remapping and first reduction;
+those go by tiles that skip the references with no detail on the tile
+(|I - g| > sigma_r everywhere there) and, from K = 20, those no band
+coefficient reads there (`_detail_level1`, `_used_references`).
 Before/after figures of a change: run this script at both commits, or time
 both versions in one process (CPU time) as the issue-17 report did.
 """
