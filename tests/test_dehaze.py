@@ -33,8 +33,9 @@ def hazy_scene():
 
 
 # The estimated air-light case: a reddish A (darker than 15% of the pixels in
-# some channel; estimated 0.034 off). The grey-white A of the other tests is
-# one of the open cases of issue 17 on this photo (tests/test_airlight.py).
+# some channel; estimated 0.019 off). The grey-white A of the other tests was
+# one of the open cases of issue 17 on this photo; it is now asserted in
+# tests/test_airlight.py.
 REDDISH = np.array([0.85, 0.6, 0.5], dtype=np.float32)
 
 
