@@ -81,6 +81,83 @@ def test_check_images_skips_and_caches(ava_dir, monkeypatch):
   assert calls == [] and again.good == report.good
 
 
+def test_manifest_keeps_headers_and_upgrades_version_2(tmp_path):
+  """check_images stores each usable file's header (format, stored size,
+  EXIF orientation); a version-2 manifest keeps its verdicts and gains the
+  headers without a decode; load_split attaches them to the ratings."""
+  import json  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  root = str(tmp_path)
+  synthetic.make_synthetic_ava(root, num_images=6, image_size=(40, 56))
+  ratings = ava.parse_ava_txt(os.path.join(root, "AVA.txt"))
+  exif = Image.Exif()
+  exif[0x0112] = 6
+  rotated = ratings.image_ids[0]
+  Image.new("RGB", (30, 20), (200, 10, 10)).save(
+      ava.image_path(root, rotated), "JPEG", exif=exif.tobytes())
+  report = ava.check_images(root, ratings.image_ids)
+  assert report.headers[rotated] == (1, 20, 30, 6)
+  assert rotated in report.good and len(report.good) >= 3
+  assert set(report.headers) == set(report.good)
+  for image_id in report.good[1:]:
+    assert report.headers[image_id] == (1, 40, 56, 1)
+  manifest = os.path.join(root, ava.MANIFEST_NAME)
+  with open(manifest, encoding="utf-8") as f:
+    content = json.load(f)
+  content["version"] = 2
+  content["files"] = {k: v[:3] for k, v in content["files"].items()}
+  with open(manifest, "w", encoding="utf-8") as f:
+    json.dump(content, f)
+
+  def no_decode(path):
+    raise AssertionError(f"decoded {path}")
+  monkeypatch = pytest.MonkeyPatch()
+  monkeypatch.setattr(ava, "_check_one", no_decode)
+  try:
+    again = ava.check_images(root, ratings.image_ids)
+  finally:
+    monkeypatch.undo()
+  assert again.good == report.good and again.headers == report.headers
+  loaded, _ = ava.load_split(root, "all")
+  assert loaded.headers.tolist() == [list(report.headers[i])
+                                     for i in loaded.image_ids]
+  assert loaded.subset([rotated]).headers.tolist() == [[1, 20, 30, 6]]
+
+
+def test_planned_dataset_gives_the_parsed_pixels(ava_dir):
+  """make_dataset with the manifest's headers (planned decode; the flip
+  folded into the plan) == without them (headers parsed in the graph)."""
+  ratings, _ = ava.load_split(ava_dir, "all")
+  assert ratings.headers is not None
+  unknown = ava.AvaRatings(ratings.image_ids, ratings.distributions,
+                           ratings.vote_counts)
+  for mode in ("paper", "crop"):
+    prep = {"mode": mode, "image_size": [24, 30] if mode == "paper"
+            else [20, 20], "resize_size": 28, "random_flip": False}
+    planned = next(iter(ava.make_dataset(ava_dir, ratings, prep, 40,
+                                         training=False)))[0].numpy()
+    parsed = next(iter(ava.make_dataset(ava_dir, unknown, prep, 40,
+                                        training=False)))[0].numpy()
+    np.testing.assert_allclose(planned, parsed, atol=2e-3)
+    if mode == "paper":
+      paper = parsed
+  prep = {"mode": "paper", "image_size": [24, 30], "resize_size": 28,
+          "random_flip": True}
+  flipped = 0
+  for rows in (ratings, unknown):
+    batch, labels = next(iter(ava.make_dataset(ava_dir, rows, prep, 40,
+                                               training=True, seed=3)))
+    order = [next(i for i, d in enumerate(ratings.distributions)
+                  if np.allclose(d, label)) for label in labels.numpy()]
+    plain = paper[order]
+    for got, want in zip(batch.numpy(), plain):
+      same = np.abs(got - want).max() < 2e-3
+      mirror = np.abs(got - want[:, ::-1]).max() < 2e-3
+      assert same or mirror
+      flipped += int(mirror and not same)
+  assert 10 < flipped < 70  # both paths flip about half
+
+
 def test_training_dataset_shapes_and_resume(ava_dir):
   ratings, _ = ava.load_split(ava_dir, "all")
   prep = {"mode": "paper", "image_size": [32, 40], "resize_size": 64,
@@ -140,5 +217,12 @@ def test_training_reader_sees_the_scoring_pixels(tmp_path, real_photo):
           training=False).numpy()
       assert fast.shape == tuple(prep["image_size"]) + (3,)
       np.testing.assert_allclose(fast, scoring_side, atol=2e-3)
+      # The planned reader (header from the manifest check, no parse).
+      plan = images.decode_plan_tf(ava._header_fields(data.numpy()),  # pylint: disable=protected-access
+                                   ava.decode_size(prep))
+      assert (int(plan) >= 0) == name.endswith(".jpg")
+      planned = ava.load_pixels_tf(data, prep, training=False, plan=plan,
+                                   all_planned=int(plan) >= 0).numpy()
+      np.testing.assert_allclose(planned, scoring_side, atol=2e-3)
       assert np.abs(fast - scoring_side).max() < 2e-3
       assert fast.min() >= 0.0 and fast.max() <= 255.0

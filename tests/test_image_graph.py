@@ -169,3 +169,60 @@ def test_decode_max_side_graph_and_numpy_agree(astronaut_uint8):
   assert images.decode_max_side_tf(tf.constant(small), 320).shape == (
       200, 300, 3)
   assert images.decode_max_side(small, 320).shape == (200, 300, 3)
+
+
+@pytest.mark.parametrize("height,width,orientation,size", [
+    (200, 260, None, (48, 64)),  # ratio 4, landscape
+    (130, 100, 6, (48, 64)),  # EXIF 6: upright 100x130, pairs on one axis
+    (90, 120, 3, (48, 64)),  # 1/1, pairs on both axes, rotated 180
+    (60, 80, 8, (100, 90))])  # enlarged, transposed
+def test_planned_decode_equals_the_parsed_one(astronaut_uint8, height, width,
+                                              orientation, size):
+  """decode_planned_tf with the plan of the header check_images stores ==
+  decode_resized_tf parsing the header in the graph; the mirrored plan
+  gives the mirror image (so the plan's orientation is what is used)."""
+  from nima_enhance.data import ava  # pylint: disable=g-import-not-at-top
+  data = _jpeg(astronaut_uint8, height, width, orientation)
+  header = ava._header_fields(data)  # pylint: disable=protected-access
+  assert header == [1, height, width, orientation or 1]
+  plan = images.decode_plan_tf(header, size)
+  assert int(plan) >= 0
+  parsed = images.decode_resized_tf(tf.constant(data), size).numpy()
+  planned = images.decode_planned_tf(tf.constant(data), plan, size,
+                                     all_planned=True).numpy()
+  assert planned.shape == size + (3,)
+  np.testing.assert_allclose(planned, parsed, atol=1e-5)
+  np.testing.assert_allclose(  # the header form: the same plan in-graph
+      images.decode_resized_tf(tf.constant(data), size, header=header),
+      parsed, atol=1e-5)
+  mirrored = images.decode_planned_tf(
+      tf.constant(data), images.mirrored_plan_tf(plan, tf.constant(True)),
+      size).numpy()
+  np.testing.assert_allclose(mirrored, parsed[:, ::-1], atol=1e-5)
+  assert np.abs(mirrored - parsed).max() > 0.1
+  # A header that lies (orientation dropped, or a wrong size that picks
+  # another decode scale) gives other pixels: nothing is re-parsed.
+  for wrong in ([1, height, width, 1 if orientation else 6],
+                [1, 8 * height, 8 * width, orientation or 1]):
+    lie = images.decode_planned_tf(
+        tf.constant(data), images.decode_plan_tf(wrong, size), size).numpy()
+    assert lie.shape != parsed.shape or np.abs(lie - parsed).max() > 0.05
+
+
+def test_plans_of_unusable_headers_take_the_checked_path(astronaut_uint8):
+  """Unknown, non-JPEG, over-limit or zero-size headers plan PARSE_PLAN,
+  which parses and checks in the graph (all_planned refuses it)."""
+  headers = [[0, 0, 0, 0], [2, 40, 50, 1], [1, 10 ** 5, 10 ** 5, 1],
+             [1, 0, 50, 1], [1, 40, 50, 9]]
+  plans = images.decode_plan_tf(headers, (32, 32)).numpy()
+  assert list(plans) == [images.PARSE_PLAN] * 5
+  data = tf.constant(_jpeg(astronaut_uint8, 60, 80))
+  np.testing.assert_allclose(
+      images.decode_planned_tf(data, images.PARSE_PLAN, (32, 32)),
+      images.decode_resized_tf(data, (32, 32)), atol=1e-6)
+  with pytest.raises(tf.errors.InvalidArgumentError, match="no decode plan"):
+    images.decode_planned_tf(data, images.PARSE_PLAN, (32, 32),
+                             all_planned=True)
+  with pytest.raises(tf.errors.InvalidArgumentError, match="pixel limit"):
+    images.decode_planned_tf(data, images.decode_plan_tf(
+        [1, 60, 80, 1], (32, 32), max_pixels=100), (32, 32), max_pixels=100)

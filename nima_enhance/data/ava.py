@@ -26,6 +26,7 @@ import gin
 import numpy as np
 import tensorflow as tf
 
+from nima_enhance.data import image_headers
 from nima_enhance.data import images
 from nima_enhance.data import splits
 
@@ -33,7 +34,10 @@ from nima_enhance.data import splits
 NUM_BUCKETS = 10
 AVA_COLUMNS = 15
 MANIFEST_NAME = "nima_manifest.json"
-_MANIFEST_VERSION = 2  # 2: strict decode, EXIF/WebP contract
+_MANIFEST_VERSION = 3  # 2: strict decode, EXIF/WebP contract; 3: headers
+# Version-2 manifests are still read: their verdicts stand, and a usable
+# file's header (cheap: no decode) is read once and added.
+_READABLE_VERSIONS = (2, 3)
 
 
 class AvaFormatError(ValueError):
@@ -46,6 +50,11 @@ class AvaRatings:
   image_ids: List[str]
   distributions: np.ndarray  # float32 [n, 10], rows sum to 1
   vote_counts: np.ndarray  # int64 [n]
+  # int64 [n, 4] or None: each file's header as `check_images` read it
+  # (format id, stored height, width, EXIF orientation; a zero format:
+  # unknown). `make_dataset` plans each file's decode from it instead of
+  # parsing headers in the graph.
+  headers: Optional[np.ndarray] = None
 
   def __len__(self) -> int:
     return len(self.image_ids)
@@ -54,7 +63,17 @@ class AvaRatings:
     index = {image_id: i for i, image_id in enumerate(self.image_ids)}
     rows = [index[i] for i in ids]
     return AvaRatings([self.image_ids[r] for r in rows],
-                      self.distributions[rows], self.vote_counts[rows])
+                      self.distributions[rows], self.vote_counts[rows],
+                      None if self.headers is None else self.headers[rows])
+
+  def with_headers(self, headers: Dict[str, Sequence[int]]) -> "AvaRatings":
+    """A copy carrying `headers` (id -> 4 ints; ids not in it: unknown)."""
+    rows = np.zeros((len(self.image_ids), 4), np.int64)
+    for i, image_id in enumerate(self.image_ids):
+      if image_id in headers:
+        rows[i] = headers[image_id]
+    return AvaRatings(list(self.image_ids), self.distributions,
+                      self.vote_counts, rows)
 
 
 def parse_ava_txt(path: str) -> AvaRatings:
@@ -140,6 +159,9 @@ class CheckReport:
   """Which image ids are usable, and why the others are not."""
   good: List[str]
   skipped: Dict[str, str]  # id -> reason
+  # id -> (format id, stored height, width, EXIF orientation) of good files
+  headers: Dict[str, Tuple[int, int, int, int]] = dataclasses.field(
+      default_factory=dict)
 
   def counts_by_reason(self) -> Dict[str, int]:
     """Skipped files per kind ("missing", "corrupt", "not-an-image", ...)."""
@@ -156,12 +178,35 @@ class CheckReport:
             + (f" ({detail})" if detail else ""))
 
 
-def _check_one(path: str) -> Optional[str]:
-  """None if the file passes the strict reading contract, else "<kind>: why".
+def _header_fields(data: bytes) -> List[int]:
+  """[format id, stored height, width, EXIF orientation] of a good file."""
+  header = image_headers.read_header(data)
+  return [image_headers.FORMATS.index(header.format), header.height,
+          header.width, header.orientation]
+
+
+def _read_header_fields(path: str) -> Optional[List[int]]:
+  """`_header_fields` of a file (None if it cannot be read any more)."""
+  try:
+    with open(path, "rb") as f:
+      return _header_fields(f.read())
+  except (OSError, image_headers.HeaderError):
+    return None
+
+
+def _check_one(path: str) -> Tuple[Optional[str], Optional[List[int]]]:
+  """(None, header fields) if the file passes the strict reading contract,
+  else ("<kind>: why", None).
 
   The full decode of `images.decode_image_bytes` (corrupt JPEG data refused),
   restricted to what the training graph decodes (no TIFF).
   """
+  verdict = _verdict(path)
+  return verdict, (None if verdict else _read_header_fields(path))
+
+
+def _verdict(path: str) -> Optional[str]:
+  """The verdict of `_check_one`."""
   if not os.path.exists(path):
     return "missing"
   try:
@@ -212,7 +257,7 @@ def check_images(ava_dir: str, image_ids: Sequence[str],
       try:
         with open(candidate, "r", encoding="utf-8") as f:
           content = json.load(f)
-        if content.get("version") == _MANIFEST_VERSION:
+        if content.get("version") in _READABLE_VERSIONS:
           cached = content.get("files", {})
           break
       except (OSError, ValueError):
@@ -225,8 +270,9 @@ def check_images(ava_dir: str, image_ids: Sequence[str],
     except OSError:
       return None
 
+  # Entries: [size, mtime_ns, verdict] + the header fields of a good file.
   verdicts: Dict[str, Optional[str]] = {}
-  to_check = []
+  to_check, to_read = [], []
   for image_id in image_ids:
     path = image_path(ava_dir, image_id)
     key = stat_key(path)
@@ -235,16 +281,23 @@ def check_images(ava_dir: str, image_ids: Sequence[str],
       verdicts[image_id] = "missing"
     elif entry is not None and entry[:2] == key:
       verdicts[image_id] = entry[2]
+      if entry[2] is None and len(entry) != 7:
+        to_read.append((image_id, path))
     else:
       to_check.append((image_id, path, key))
-  if to_check:
-    logging.info("Checking %d image files (cached verdicts for %d)",
-                 len(to_check), len(image_ids) - len(to_check))
+  if to_check or to_read:
+    logging.info("Checking %d image files, reading %d headers (cached "
+                 "verdicts for %d)", len(to_check), len(to_read),
+                 len(image_ids) - len(to_check))
     with concurrent.futures.ThreadPoolExecutor(num_threads) as pool:
       results = pool.map(lambda item: _check_one(item[1]), to_check)
-      for (image_id, _, key), verdict in zip(to_check, results):
+      for (image_id, _, key), (verdict, fields) in zip(to_check, results):
         verdicts[image_id] = verdict
-        cached[image_id] = key + [verdict]
+        cached[image_id] = key + [verdict] + (fields or [])
+      for (image_id, _), fields in zip(
+          to_read, pool.map(lambda item: _read_header_fields(item[1]),
+                            to_read)):
+        cached[image_id] = cached[image_id][:3] + (fields or [])
     if manifest_file:
       payload = json.dumps({"version": _MANIFEST_VERSION, "files": cached})
       try:
@@ -254,7 +307,9 @@ def check_images(ava_dir: str, image_ids: Sequence[str],
                         manifest_file, err)
   good = [i for i in image_ids if verdicts[i] is None]
   skipped = {i: verdicts[i] for i in image_ids if verdicts[i] is not None}
-  return CheckReport(good, skipped)
+  headers = {i: tuple(cached[i][3:7]) for i in good
+             if len(cached.get(i, ())) == 7}
+  return CheckReport(good, skipped, headers)
 
 
 # ---------------------------------------------------------------------------
@@ -341,15 +396,34 @@ def load_image_tf(path: tf.Tensor,
 
 
 def load_pixels_tf(image_bytes: tf.Tensor, preprocessing: Dict[str, object],
-                   training: bool, seed: Optional[int] = None) -> tf.Tensor:
+                   training: bool, seed: Optional[int] = None,
+                   plan: Optional[tf.Tensor] = None,
+                   all_planned: bool = False) -> tf.Tensor:
   """Encoded bytes -> the network's input: `preprocess_tf` of the decode.
 
   The same pixels (up to float rounding) through the fast reader
   (`images.decode_resized_tf`: one header parse, the reduced JPEG decode
-  resized from uint8, straight to [0, 255]).
+  resized from uint8, straight to [0, 255]). `plan`: the file's
+  `images.decode_plan_tf` for `decode_size` (from the header
+  `check_images` read): no header parse in the graph (`all_planned`: no
+  plan is `images.PARSE_PLAN`, see `images.decode_planned_tf`).
   """
-  image = images.decode_resized_tf(image_bytes, decode_size(preprocessing),
-                                   scale=255.0)
+  if plan is None:
+    image = images.decode_resized_tf(image_bytes, decode_size(preprocessing),
+                                     scale=255.0)
+  else:
+    if all_planned and training and preprocessing["random_flip"]:
+      # The random flip folded into the plan (`images.mirrored_plan_tf`):
+      # the decoded uint8 image is mirrored, not the float output (~0.3 ms
+      # a file). Before the resize and the random crop rather than after:
+      # the same augmentation (the rule's filters are symmetric up to float
+      # rounding; a mirrored random crop is a random crop).
+      plan = images.mirrored_plan_tf(
+          plan, tf.random.uniform([], seed=seed) < 0.5)
+      preprocessing = dict(preprocessing, random_flip=False)
+    image = images.decode_planned_tf(image_bytes, plan,
+                                     decode_size(preprocessing), scale=255.0,
+                                     all_planned=all_planned)
   return crop_flip_tf(image, preprocessing, training, seed)
 
 
@@ -366,8 +440,16 @@ def make_dataset(ava_dir: str, ratings: AvaRatings,
   shapes are static. Evaluation: one ordered pass, last batch kept.
   """
   paths = [image_path(ava_dir, i) for i in ratings.image_ids]
+  # Files with a known header (`load_split` attaches what `check_images`
+  # read) get their decode planned here, once; the others (PARSE_PLAN)
+  # have their header parsed in the graph.
+  plans = (np.full(len(paths), images.PARSE_PLAN, np.int32)
+           if ratings.headers is None else
+           images.decode_plan_tf(ratings.headers,
+                                 decode_size(preprocessing)).numpy())
+  all_planned = bool(np.all(plans != images.PARSE_PLAN))
   dataset = tf.data.Dataset.from_tensor_slices(
-      (paths, ratings.distributions.astype(np.float32)))
+      (paths, ratings.distributions.astype(np.float32), plans))
   if input_context is not None and input_context.num_input_pipelines > 1:
     dataset = dataset.shard(input_context.num_input_pipelines,
                             input_context.input_pipeline_id)
@@ -377,9 +459,9 @@ def make_dataset(ava_dir: str, ratings: AvaRatings,
     if start_example:
       dataset = dataset.skip(start_example)
 
-  def load(path, distribution):
-    return (load_pixels_tf(tf.io.read_file(path), preprocessing, training),
-            distribution)
+  def load(path, distribution, plan):
+    return (load_pixels_tf(tf.io.read_file(path), preprocessing, training,
+                           plan=plan, all_planned=all_planned), distribution)
 
   options = tf.data.Options()
   # Ordered output (still decoded in parallel): a resumed run must see exactly
@@ -409,4 +491,4 @@ def load_split(ava_dir: str, split: str, cache_dir: Optional[str] = None,
   if not report.good:
     raise ValueError(f"{ava_dir}: no usable images in the {split} split "
                      f"({report.summary()})")
-  return ratings.subset(report.good), report
+  return ratings.subset(report.good).with_headers(report.headers), report

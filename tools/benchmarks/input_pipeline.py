@@ -10,7 +10,8 @@ pairs (as prep-targets writes them). Then, in one process and alternating
 each round (best of `--rounds`), it times:
 
 - NIMA "paper" mode: `ava.make_dataset(training=True)` (every image to
-  480x640) against `read_file -> decode_jpeg -> float -> bilinear resize
+  480x640; the files checked first by `ava.check_images`, untimed, as
+  `ava.load_split` does, so their headers come from the manifest) against `read_file -> decode_jpeg -> float -> bilinear resize
   480x640` of the same files, same parallelism and batch;
 - NIMA "crop" mode (256x256 then a random 224x224 crop) against the same
   bare pipeline resizing to 256x256;
@@ -19,7 +20,9 @@ each round (best of `--rounds`), it times:
   to the same size.
 
 Images/s are the pipelines' (all cores, `tf.data.AUTOTUNE`); per core is
-images/s / os.cpu_count(). The cores one accelerator needs for MobileNet
+images/s / os.cpu_count(). Each row also gives images per CPU-second of
+this process (user + system) for both sides: on a shared machine the wall
+ratio swings with other jobs' load, the CPU ratio much less. The cores one accelerator needs for MobileNet
 NIMA at 480x640 come from its FLOPs (`complexity.table2_row`; a training step
 is ~3x the forward FLOPs) at an assumed sustained `--accel_tflops`, divided by
 the NIMA paper pipeline's per-core rate. Target (issue 12): every pipeline
@@ -29,6 +32,7 @@ the NIMA paper pipeline's per-core rate. Target (issue 12): every pipeline
 import argparse
 import io
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -107,15 +111,28 @@ def bare_pairs(inputs, targets, max_side):
           .batch(1).prefetch(tf.data.AUTOTUNE))
 
 
+def _cpu_seconds():
+  usage = resource.getrusage(resource.RUSAGE_SELF)
+  return usage.ru_utime + usage.ru_stime
+
+
 def rate(dataset, batches, per_batch):
-  """images/s over `batches` batches after two warm-up batches."""
+  """(images/s, images per CPU-second of this process) over `batches`
+  batches after two warm-up batches.
+
+  The CPU figure is the one that holds up on a shared machine: other jobs'
+  load changes how much wall time the pipeline gets, much less how much
+  CPU time each image costs.
+  """
   it = iter(dataset)
   for _ in range(2):
     next(it)
-  start = time.perf_counter()
+  start, cpu = time.perf_counter(), _cpu_seconds()
   for _ in range(batches):
     next(it)
-  return batches * per_batch / (time.perf_counter() - start)
+  images = batches * per_batch
+  return (images / (time.perf_counter() - start),
+          images / max(_cpu_seconds() - cpu, 1e-9))
 
 
 def main():
@@ -136,7 +153,7 @@ def main():
   if args.quick:  # a smoke pass: AVA sizes only, few files, two rounds
     args.sizes, args.files, args.batches, args.rounds = "ava", 4, 1, 2
   cpus = os.cpu_count()
-  rows = []
+  rows, cpu_rows = [], []
   with tempfile.TemporaryDirectory(prefix="input_pipeline_bench_") as tmp:
     for kind in [k.strip() for k in args.sizes.split(",") if k.strip()]:
       # 12 MP: an eighth (writing 12 MP JPEGs and 16-bit PNGs dominates).
@@ -147,6 +164,11 @@ def main():
       ids = [os.path.splitext(os.path.basename(p))[0] for p in inputs]
       ratings = ava.AvaRatings(ids, np.full((count, 10), 0.1, np.float32),
                                np.full(count, 100, np.int64))
+      # As training does (`ava.load_split`): the files are checked once
+      # (untimed, cached in the manifest) and their headers go with them.
+      report = ava.check_images(folder, ids)
+      assert report.good == ids, report.summary()
+      ratings = ratings.with_headers(report.headers)
       pairs = fivek.Pairs(ids, inputs, targets)
       cases = []
       for mode, size in (("paper", (480, 640)), ("crop", (256, 256))):
@@ -163,14 +185,18 @@ def main():
                     lambda: bare_pairs(inputs, targets, 640),
                     4 * batches, 1))
       for name, pipeline, bare, n, per in cases:
-        best_p = best_b = 0.0
+        best_p = best_b = cpu_p = cpu_b = 0.0
         for _ in range(args.rounds):
-          best_p = max(best_p, rate(pipeline(), n, per))
-          best_b = max(best_b, rate(bare(), n, per))
+          wall, cpu = rate(pipeline(), n, per)
+          best_p, cpu_p = max(best_p, wall), max(cpu_p, cpu)
+          wall, cpu = rate(bare(), n, per)
+          best_b, cpu_b = max(best_b, wall), max(cpu_b, cpu)
         rows.append((kind, name, best_p, best_b))
+        cpu_rows.append((cpu_p, cpu_b))
         print(f"{kind:<5} {name:<24} pipeline {best_p:7.1f} img/s "
               f"({best_p / cpus:6.1f}/core)  bare {best_b:7.1f} img/s  "
-              f"ratio {best_p / best_b:.2f}", flush=True)
+              f"ratio {best_p / best_b:.2f}  (per CPU-second: {cpu_p:.0f} "
+              f"vs {cpu_b:.0f}, ratio {cpu_p / cpu_b:.2f})", flush=True)
 
   print(f"\n{cpus} CPUs (shared with other jobs; ratios are side by side), "
         f"best of {args.rounds} alternating rounds")
@@ -197,8 +223,11 @@ def main():
       {"rows": [dict(kind=k, pipeline=n, pipeline_images_per_sec=p,
                      bare_images_per_sec=b, ratio=p / b,
                      pipeline_images_per_sec_per_core=p / cpus,
-                     bare_images_per_sec_per_core=b / cpus)
-                for k, n, p, b in rows], "worst_ratio": worst,
+                     bare_images_per_sec_per_core=b / cpus,
+                     pipeline_images_per_cpu_sec=cp,
+                     bare_images_per_cpu_sec=cb, cpu_ratio=cp / cb)
+                for (k, n, p, b), (cp, cb) in zip(rows, cpu_rows)],
+       "worst_ratio": worst,
        "cpus": cpus,
        "accelerator": None if args.quick else {
            "cores_needed": cores, "mobilenet_gflops": gflops,
