@@ -4,10 +4,10 @@ The scorer is a small_cnn NIMA trained for 40 steps by nima-train on the
 synthetic AVA folder, so its means differ between images and model_spec.json
 records the training images (the default int8 calibration set). nima-train
 seeds everything (seed 0) and the fixture turns on TensorFlow's op
-determinism (TF_DETERMINISTIC_OPS=1; this training took 19-25 s with it,
-31-52 s without, on shared cores): two trainings give
-bit-identical checkpoints on one machine, so the int8 bound below is checked
-on one known model, not on whichever a non-deterministic reduction gave. Agreement is
+determinism (TF_DETERMINISTIC_OPS=1; this training took 19-25 s with it and
+31-52 s without, on shared cores): two trainings give bit-identical
+checkpoints on one machine, so the int8 bound below is checked on one known
+model, not on whichever a non-deterministic reduction gave. Agreement is
 checked on images held out of that calibration sample and on real photos.
 """
 

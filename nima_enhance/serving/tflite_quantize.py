@@ -1,9 +1,11 @@
-"""int8 TFLite with named ops kept in float, and which ops of a file are float.
+"""int8 TFLite: ops kept in float, a file's float ops, int8's rounding floor.
 
 Used by `tflite.convert` for `--quantize int8`: TFLite's public converter is
 all-or-nothing (full integer, or a float fallback it chooses); the scorer of
 some backbones needs a few named ops in float to keep its means within 0.1
-of the checkpoint (docs/serving.md "On-device (TFLite)").
+of the checkpoint (docs/serving.md "On-device (TFLite)"). `int8_floor`
+measures what int8's own roundings (uint8 pixels, int8 kernels) cost a
+checkpoint in float, for tflite_metadata.json.
 """
 
 from __future__ import annotations
@@ -115,11 +117,13 @@ def float_ops_of(path: str) -> List[str]:
 # a batch norm scales whole channels, so the relative rounding is the same).
 # Measured in float on the checkpoint itself, each is a cost that calibration,
 # cross-layer range equalization (per-channel weights make it a no-op for the
-# weights) or bias correction (these errors have no mean) cannot remove; only
+# weights) or bias correction (they are hardly a shift: their mean was a few
+# percent of their maximum on the benchmark's models) cannot remove; only
 # learned rounding of the weights (AdaRound), not offered by TFLite, could
 # lower the second. When either already moves the means past the target, the
 # checkpoint is too sensitive for int8 (its score moves with invisible noise
-# of +-0.5 grey levels), and float16 is the file to ship. docs/serving.md "On-device (TFLite)".
+# of +-0.5 grey levels), and float16 is the file to ship. docs/serving.md
+# "On-device (TFLite)".
 
 
 class RoundedPixels:
