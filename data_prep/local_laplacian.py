@@ -621,6 +621,9 @@ def _stack_pair(stack: np.ndarray) -> Callable:
   return pair
 
 
+# Samples of the reference stack reduced per call at the deeper levels.
+_REDUCE_ELEMENTS = 1 << 18
+
 # Fine samples per strip of `_strip_band` (its K-reference coarse rows are a
 # quarter of that per reference, and stay in cache while gathered).
 _BAND_STRIP_ELEMENTS = 1 << 17
@@ -863,13 +866,15 @@ def _fast(values: np.ndarray, levels: int, remap_fn: Callable,
       stack[index] = current
   del qrel
   for level in range(split, levels - 1):
-    # One reference at a time: no K-fold padded temporaries of a large stack,
-    # and each reduction's temporaries freed before the next (a list of K
-    # reductions, then stacked, touched twice the fresh memory: page faults
-    # cost more than the copy here).
+    # A few references at a time (about _REDUCE_ELEMENTS samples): no K-fold
+    # padded temporaries of a large stack, few calls on small levels, and each
+    # reduction's temporaries freed before the next (a list of K reductions,
+    # then stacked, touched twice the fresh memory: page faults cost more
+    # than the copy here).
     reduced = np.empty((k,) + gaussian[level + 1].shape, dtype=np.float32)
-    for index, image in enumerate(stack):
-      reduced[index] = _downsample(image)
+    batch = max(1, _REDUCE_ELEMENTS // stack[0].size)
+    for first in range(0, k, batch):
+      reduced[first:first + batch] = _downsample(stack[first:first + batch])
     _strip_band(out[level], reduced, positions[level], _stack_pair(stack))
     stack = reduced
   # The bands are those of the details D_j = r_j(I) - I; the pyramid of I
