@@ -638,7 +638,7 @@ _STACK_BYTES = 320 << 20
 
 # Coarse rows and columns of a tile of `_detail_level1` (its fine block has
 # 2 * size + 3 samples a side): wide tiles keep numpy's inner loops long, few
-# rows keep the references a tile skips many.
+# rows keep tiles small enough to skip many references.
 _TILE_ROWS, _TILE_COLS = 16, 128
 # References remapped per batch in a tile (their blocks stay in cache).
 _TILE_REFS = 16
@@ -747,10 +747,12 @@ def _detail_level1(qrel: np.ndarray, offsets: np.ndarray,
   is 0 wherever |I - g_j| > sigma_r (beta = 1), so a tile is only computed
   for the references within `remap_fn.support` steps of its block's
   intensity range: every other reference's G_1 is exactly 0 there, and the
-  stack starts as zeros. With the detail preset (K = 81 over the range,
-  sigma_r = 0.2) a tile of a photo typically needs about half of them.
-  `used` (`_used_references`), when given, skips the references no band
-  coefficient reads in a tile as well (their G_1 is left 0 there).
+  stack starts as zeros. `used` (`_used_references`), when given, skips the
+  references no band coefficient reads in a tile as well (their G_1 is left
+  0 there). Measured at 4 MP with the detail preset (K = 81): on the
+  benchmark's astronaut photo, a textured one, 81% of the tile-reference
+  pairs remain; the used-set halves this function's time on scikit-image's
+  rocket photo (0.58 -> 0.29 s) and gains little on the astronaut.
   """
   height, width = qrel.shape
   h1, w1 = (height + 1) // 2, (width + 1) // 2
