@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import data_prep
+from data_prep import llf_remap
 from data_prep import pyramid
 from nima_enhance.data import images
 
@@ -49,7 +50,7 @@ def test_exact_matches_brute_force_definition():
   rng = np.random.default_rng(1)
   values = rng.random((20, 27)).astype(np.float32)
   levels = pyramid.num_levels(*values.shape)
-  remap = lambda v, g: llf.remap(v, g, 0.1, 0.5, 0.6)  # noqa: E731
+  remap = lambda v, g: llf_remap.remap(v, g, 0.1, 0.5, 0.6)  # noqa: E731
   gauss = pyramid.gaussian_pyramid(values, levels)
   bands = []
   for level in range(levels - 1):
@@ -94,128 +95,6 @@ def test_tone_mapping_compresses_range(real_photo):
   out = data_prep.local_laplacian(crop, **params)
   spread = lambda im: np.std(np.log(llf.intensity(im) + llf.LOG_EPS))  # noqa
   assert spread(out) < 0.95 * spread(crop)
-
-
-
-@pytest.mark.parametrize("shape", [(3, 4), (5, 7), (8, 8), (17, 10), (33, 64)])
-def test_fast_pyramid_steps_match_pyramid(shape):
-  rng = np.random.default_rng(0)
-  x = rng.random((4,) + shape).astype(np.float32)
-  np.testing.assert_allclose(llf._downsample(x), pyramid.downsample(x),
-                             atol=1e-6)
-  coarse = pyramid.downsample(x)
-  np.testing.assert_array_equal(llf._upsample(coarse, shape),
-                                pyramid.upsample(coarse, shape))
-
-
-@pytest.mark.parametrize("k", [6, 30])  # Row-gather and 2-D gather forms.
-@pytest.mark.parametrize("shape", [(1, 1), (2, 3), (7, 6), (16, 9), (31, 32)])
-def test_interpolated_band_matches_dense_interpolation(shape, k):
-  """The two-reference band equals sum_j hat(pos - j) (G^j - up(G_{+1}^j))."""
-  rng = np.random.default_rng(1)
-  stack = rng.random((k,) + shape).astype(np.float32)
-  reduced = pyramid.downsample(stack)
-  position = rng.uniform(0, k - 1, shape).astype(np.float32)
-  position.flat[0] = k - 1  # The top reference exactly.
-  dense = stack - pyramid.upsample(reduced, shape)
-  weight = np.maximum(0.0, 1.0 - np.abs(position[None] - np.arange(k)[:, None,
-                                                                     None]))
-  expected = (dense * weight).sum(axis=0)
-  j0, frac = llf._bracket(position, k)
-  flat = stack.reshape(k, -1)
-  pixels = np.arange(flat.shape[1])
-  lower = flat[j0.reshape(-1), pixels].reshape(shape)
-  upper = flat[j0.reshape(-1) + 1, pixels].reshape(shape)
-  band = llf._interpolated_band(lower, upper, reduced, j0, frac)
-  np.testing.assert_allclose(band, expected, atol=1e-6)
-
-
-@pytest.mark.parametrize("k", [8, 30])
-def test_fast_strip_paths_agree(real_photo, monkeypatch, k):
-  """The level bands from each coefficient's two references, in strips of a
-  few rows (`_strip_band`), equal the one-reference-at-a-time strip path of
-  large images at large K (independent code: dense per-reference bands)."""
-  values = llf.intensity(_crop(real_photo, size=90, y=40, x=60)[:, :70])
-  args = (0.2, 0.5, 1.0, 5, "fast", k)
-  monkeypatch.setattr(llf, "_BAND_STRIP_ELEMENTS", 10 * 70)  # 10-row strips.
-  strips = llf.filter_channel(values, *args)
-  monkeypatch.setattr(llf, "_STACK_BYTES", 0)
-  monkeypatch.setattr(llf, "_BATCH_ELEMENTS", 8)
-  monkeypatch.setattr(llf, "_STRIP_ELEMENTS", 12 * 70)
-  per_reference = llf.filter_channel(values, *args)
-  np.testing.assert_allclose(strips, per_reference, atol=2e-6)
-
-
-def _patchwork(rng):
-  """A 96x130 intensity image whose regions span very different ranges: a
-  dark textured band, a bright flat-ish band with a step, a full-range ramp
-  and a small bright square on black (each tile needs other references)."""
-  y, x = np.mgrid[0:96, 0:130].astype(np.float32)
-  image = np.empty((96, 130), np.float32)
-  image[:30] = 0.05 + 0.04 * rng.random((30, 130))
-  image[30:60] = np.where(x[30:60] < 70, 0.85, 0.95) + 0.01 * np.sin(x[30:60])
-  image[60:] = x[60:] / 129.0
-  image[70:80, 10:20] = 1.0
-  image[70:80, 100:110] = 0.0
-  return image
-
-
-@pytest.mark.parametrize("levels", [3, 6])
-def test_tile_skipping_keeps_every_needed_reference(monkeypatch, levels):
-  """The tiled G_1 of the references (`_detail_level1`, skipping references
-  whose detail is 0 on a tile or that no band coefficient reads there) gives
-  the output of the per-reference strip path, which computes every
-  reference everywhere; and it does skip (else the test proves nothing)."""
-  values = _patchwork(np.random.default_rng(3))
-  args = (0.2, 0.5, 1.0, levels, "fast", 81)
-  monkeypatch.setattr(llf, "_TILE_ROWS", 4)  # Many tiles on a small image.
-  monkeypatch.setattr(llf, "_TILE_COLS", 8)
-  monkeypatch.setattr(llf, "_TILE_REFS", 5)
-  monkeypatch.setattr(llf, "_USED_MIN_K", 2)
-  calls = []
-  detail_level1 = llf._detail_level1
-
-  def spy(qrel, offsets, remap_fn, used=None):
-    stack = detail_level1(qrel, offsets, remap_fn, used)
-    calls.append((used, stack))
-    return stack
-
-  monkeypatch.setattr(llf, "_detail_level1", spy)
-  tiled = llf.filter_channel(values, *args)
-  (used, stack), = calls
-  # Some references are never read in a tile (at 3 levels; at 6 the deep
-  # levels read nearly all in so small an image), or have no detail there.
-  assert used.mean() < (0.8 if levels == 3 else 1.0)
-  assert np.mean(stack == 0.0) > 0.3
-  monkeypatch.setattr(llf, "_STACK_BYTES", 0)  # The per-reference path.
-  monkeypatch.setattr(llf, "_BATCH_ELEMENTS", 8)
-  strips = llf.filter_channel(values, *args)
-  np.testing.assert_allclose(tiled, strips, atol=2e-6)
-  assert np.abs(strips - values).max() > 0.02  # The filter did something.
-
-
-def test_detail_level1_matches_the_downsampled_detail(monkeypatch):
-  """Without the used-set, each reference's tiled G_1 is `_downsample` of its
-  whole detail image D_j = r_j(I) - I (odd sizes: mirrored borders)."""
-  values = _patchwork(np.random.default_rng(4))[:77, :101]
-  monkeypatch.setattr(llf, "_TILE_ROWS", 6)
-  monkeypatch.setattr(llf, "_TILE_COLS", 10)
-  remap_fn = lambda v, g: llf.remap(v, g, 0.2, 0.5, 1.0)  # noqa: E731
-  fn, quantise = llf._tabulated(remap_fn, 1.0)
-  qrel = quantise(values)
-  offsets = quantise(np.linspace(0.0, 1.0, 40)).astype(np.int64)
-  stack = llf._detail_level1(qrel, offsets, fn)
-  for j, q in enumerate(offsets):
-    detail = remap_fn(qrel * np.float32(fn.inv), q * fn.inv) - qrel * np.float32(
-        fn.inv)
-    np.testing.assert_allclose(stack[j], pyramid.downsample(detail),
-                               atol=2e-6)
-
-
-def test_default_num_samples_rule():
-  assert llf.default_num_samples(1.0, 0.2, alpha=0.5) == 81
-  assert llf.default_num_samples(1.0, 0.4, alpha=1.0) == 8
-  assert llf.default_num_samples(100.0, 0.01, alpha=0.5) == 128
 
 
 @pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea", "rocket"])

@@ -8,7 +8,7 @@ so the two outputs can be compared sample for sample.
 * Gaussian pyramid of the intensity I = (20 R + 40 G + B) / 61;
 * K remapped images r_{g_k}(I) at references g_k evenly spaced over [min I,
   max I], each remapping read from the project's own table of r_0 (the same
-  curve and quantisation, `data_prep.local_laplacian._tabulated`) and their
+  curve and quantisation, `data_prep.llf_remap._tabulated`) and their
   Gaussian pyramids;
 * every output Laplacian coefficient interpolated linearly between the two
   references that bracket its Gaussian-pyramid value (the band of a remapped
@@ -43,6 +43,8 @@ import importlib
 
 import halide as hl
 import numpy as np
+
+from data_prep import llf_remap
 
 llf = importlib.import_module("data_prep.local_laplacian")
 
@@ -241,8 +243,10 @@ def local_laplacian(image: np.ndarray, levels: int, num_samples: int,
   lum = llf.intensity(image)
   lo, hi = float(lum.min()), float(lum.max())
   span = max(hi - lo, 1e-6)
-  remap_fn = lambda v, g: llf.remap(v, g, sigma_r, alpha, beta)  # noqa: E731
-  fn, _ = llf._tabulated(remap_fn, span)  # pylint: disable=protected-access
+  remap_fn = lambda v, g: llf_remap.remap(  # noqa: E731
+      v, g, sigma_r, alpha, beta)
+  fn, _ = llf_remap._tabulated(  # pylint: disable=protected-access
+      remap_fn, span)
   p["rgb"].set(hl.Buffer(image))
   table = np.ascontiguousarray(fn.table, dtype=np.float32)
   p["lut"].set(hl.Buffer(table))

@@ -33,7 +33,7 @@ included (from every reference's G_1, held while K x h/2 x w/2 floats fit in
 320 MiB), so the K references mostly cost their remapping and first reduction;
 those go by tiles that skip the references with no detail on the tile
 (|I - g| > sigma_r everywhere there) and, from K = 20, those no band
-coefficient reads there (`_detail_level1`, `_used_references`).
+coefficient reads there (`data_prep.llf_level1`).
 Before/after figures of a change: run this script at both commits, or time
 both versions in one process (CPU time) as the issue-17 report did.
 """
@@ -54,6 +54,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from data_prep import llf_remap  # noqa: E402
 from nima_enhance.data import images  # noqa: E402
 
 llf = importlib.import_module("data_prep.local_laplacian")
@@ -167,7 +168,7 @@ def main():
     return
   params = llf.llf_params()
   params.pop("method")
-  k = llf.default_num_samples(1.0, params["sigma_r"], params["alpha"])
+  k = llf_remap.default_num_samples(1.0, params["sigma_r"], params["alpha"])
   print(f"preset detail_enhancement {params}, K <= {k} references")
   times = {}
   sizes = (0.0625, 0.25) if args.quick else (0.25, 1.0, 4.0)
