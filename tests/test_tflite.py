@@ -28,7 +28,6 @@ from nima_enhance.serving import export
 from nima_enhance.serving import tflite
 from nima_enhance.serving import tflite_quantize
 
-from binary_helpers import ENV
 from binary_helpers import assert_one_line_error as _assert_one_line_error
 from binary_helpers import run_binary as _run
 import serving_helpers as helpers

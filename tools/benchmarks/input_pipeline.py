@@ -30,7 +30,6 @@ the NIMA paper pipeline's per-core rate. Target (issue 12): every pipeline
 """
 
 import argparse
-import io
 import os
 import resource
 import sys
