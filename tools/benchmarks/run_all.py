@@ -25,11 +25,12 @@ Full mode runs each benchmark with FULL_ARGS (bounded configurations: fewer
 files and rounds, the sizes the issues require) and stops starting jobs when
 --budget_minutes (default 50) is spent. Duration of the whole full run
 (`python tools/benchmarks/run_all.py --render`) on a quiet 2-core machine:
-17.2 minutes on 2026-11-30 21:52-22:10 UTC (load 1-2), per job (wall s):
+20.6 minutes on 2026-12-01 00:15-00:36 UTC (load 1-2), per job (wall s):
 
-  can_inference 258, dehaze 16, input_pipeline 69, local_laplacian 94
-  (with the Halide peer and its JIT compiles), nima_scoring 57, peak_memory 84, prep_targets_beam 23, tflite 173,
-  train_step 54, complexity 5, demo 200.
+  can_inference 261, dehaze 15, input_pipeline 65, local_laplacian 82
+  (with the Halide peer and its JIT compiles), nima_scoring 95, peak_memory
+  247 (operators and prep-targets), prep_targets_beam 21, tflite 109,
+  train_step 147, complexity 5, demo 192.
 
 EXPECTED_FULL_SECONDS holds those figures (printed at the start as the
 expected total); a loaded machine takes several times longer, hence the
@@ -80,15 +81,14 @@ FULL_ARGS = {
     "peak_memory": ["--modes", "operator,prep_targets"],
 }
 
-# Expected seconds of each full-mode job on a quiet 2-core machine: about
-# half of what was measured with other jobs on the cores (the measurements
-# are in the module docstring). Used for the plan printed at the start and
+# Expected seconds of each full-mode job on a quiet 2-core machine (the
+# last full run's, as in the module docstring). Used for the plan printed at the start and
 # for --budget_minutes.
 EXPECTED_FULL_SECONDS = {
-    "can_inference": 258, "dehaze": 16, "input_pipeline": 69,
-    "local_laplacian": 94, "nima_scoring": 150, "peak_memory": 260,
-    "prep_targets_beam": 23, "tflite": 173, "train_step": 54,
-    "complexity": 5, "demo": 200,
+    "can_inference": 261, "dehaze": 15, "input_pipeline": 65,
+    "local_laplacian": 82, "nima_scoring": 95, "peak_memory": 247,
+    "prep_targets_beam": 21, "tflite": 109, "train_step": 147,
+    "complexity": 5, "demo": 192,
 }
 
 
