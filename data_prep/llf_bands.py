@@ -17,7 +17,7 @@ whole-level computation.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -261,7 +261,8 @@ _BAND_STRIP_ELEMENTS = 1 << 17
 
 
 def _strip_band(out: np.ndarray, reduced: np.ndarray, position: "_Positions",
-                pair: Callable) -> None:
+                pair: Callable, rows: Optional[tuple] = None,
+                coarse_start: int = 0) -> None:
   """`out` += the band of one level from each coefficient's two references,
   by strips of rows.
 
@@ -271,18 +272,29 @@ def _strip_band(out: np.ndarray, reduced: np.ndarray, position: "_Positions",
   `_interpolated_band` with 4 rows of context (its mirror borders then only
   touch discarded rows) and the coarse rows it needs, so the result is the
   whole-level one while the gathers stay in cache.
+
+  `rows` = (r0, r1) (even r0) only adds the band's rows [r0, r1), and
+  `reduced` may then hold only the coarse rows from `coarse_start` on, as
+  long as it has those the rows need: (max(0, r0 - 4) // 2 up to
+  (min(h, r1 + 4) + 1) // 2 + 1, clipped to the level below).
   """
   height, width = out.shape
-  coarse_height = reduced.shape[1]
   k = reduced.shape[0]
-  rows = max(8, (_BAND_STRIP_ELEMENTS // max(width, 1)) // 2 * 2)
-  for y0 in range(0, height, rows):
-    y1 = min(height, y0 + rows)
+  r0, r1 = rows if rows is not None else (0, height)
+  coarse_height = (height + 1) // 2  # Rows of the whole level below.
+  coarse_stop = coarse_start + reduced.shape[1]
+  step = max(8, (_BAND_STRIP_ELEMENTS // max(width, 1)) // 2 * 2)
+  for y0 in range(r0, r1, step):
+    y1 = min(r1, y0 + step)
     a, b = max(0, y0 - 4), min(height, y1 + 4)
     c1 = min(coarse_height, (b + 1) // 2 + 1)
+    assert coarse_start <= a // 2 and c1 <= coarse_stop, (a, c1, coarse_start,
+                                                          coarse_stop)
     j0, frac = _bracket(position[a:b], k)
     lower, upper = pair(a, b, j0, np.minimum(j0 + 1, k - 1))
-    band = _interpolated_band(lower, upper, reduced[:, a // 2:c1], j0, frac)
+    band = _interpolated_band(lower, upper,
+                              reduced[:, a // 2 - coarse_start:c1 - coarse_start],
+                              j0, frac)
     out[y0:y1] += band[y0 - a:y1 - a]
 
 
@@ -303,14 +315,17 @@ def _table_pair(qvalues: np.ndarray, qbase: int, qrefs: np.ndarray,
   return pair
 
 
-def _stack_pair(stack: np.ndarray) -> Callable:
-  """`_strip_band`'s `pair` of a level held as a [K, h, w] stack."""
+def _stack_pair(stack: np.ndarray, row_start: int = 0) -> Callable:
+  """`_strip_band`'s `pair` of a level held as a [K, h, w] stack (contiguous),
+  or of its rows from `row_start` on."""
   size = stack.shape[1] * stack.shape[2]
   flat = stack.reshape(-1)
+  assert stack.flags.c_contiguous  # `flat` is a view, not a copy.
   width = stack.shape[2]
 
   def pair(a, b, j0, j1):
-    local = np.arange(a * width, b * width, dtype=np.intp).reshape(j0.shape)
+    local = np.arange((a - row_start) * width, (b - row_start) * width,
+                      dtype=np.intp).reshape(j0.shape)
     lower = flat.take(j0 * size + local, mode="wrap")
     upper = flat.take(j1 * size + local, mode="wrap")
     return lower, upper

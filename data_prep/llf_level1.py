@@ -114,7 +114,9 @@ def _used_references(positions: list, shape: tuple) -> np.ndarray:
 
 def _detail_level1(qrel: np.ndarray, offsets: np.ndarray,
                    remap_fn: Callable,
-                   used: Optional[np.ndarray] = None) -> np.ndarray:
+                   used: Optional[np.ndarray] = None,
+                   rows: Optional[tuple] = None,
+                   out: Optional[np.ndarray] = None) -> np.ndarray:
   """G_1 of every reference's detail D_j = r_{g_j}(I) - I, as [K, h/2, w/2].
 
   `qrel`: the quantised intensity (int32 steps above the lowest reference);
@@ -133,11 +135,22 @@ def _detail_level1(qrel: np.ndarray, offsets: np.ndarray,
   benchmark's astronaut photo, a textured one, 81% of the tile-reference
   pairs remain; the used-set halves this function's time on scikit-image's
   rocket photo (0.58 -> 0.29 s) and gains little on the astronaut.
+
+  `rows` = (r0, r1) computes only G_1 rows [r0, r1) (r0 a multiple of
+  `_TILE_ROWS`, so the tiles are those of the whole computation: the same
+  values bit for bit), as [K, r1 - r0, w/2], into `out` when given (the
+  strips of `llf_fast._streamed_levels`).
   """
   height, width = qrel.shape
   h1, w1 = (height + 1) // 2, (width + 1) // 2
   k, cy, cx, m = len(offsets), _TILE_ROWS, _TILE_COLS, _TILE_REFS
-  stack = np.zeros((k, h1, w1), dtype=np.float32)
+  r0, r1 = rows if rows is not None else (0, h1)
+  assert r0 % cy == 0 and 0 <= r0 <= r1 <= h1, (rows, h1)
+  if out is None:
+    stack = np.zeros((k, r1 - r0, w1), dtype=np.float32)
+  else:
+    stack = out
+    stack.fill(0.0)
   tiles_x = -(-w1 // cx)
   cols = _mirror_index(2 * cx * np.arange(tiles_x)[:, None]
                        + _block_order(cx) - 2, width)
@@ -148,14 +161,14 @@ def _detail_level1(qrel: np.ndarray, offsets: np.ndarray,
   support = remap_fn.support
   values = np.empty((m, 2 * cy + 3, 2 * cx + 3), dtype=np.float32)
   vert = np.empty((m, cy, 2 * cx + 3), dtype=np.float32)
-  out = np.empty((m, cy, cx), dtype=np.float32)
-  for y0 in range(0, h1, cy):
-    rows = _mirror_index(2 * y0 + order_y - 2, height)
-    blocks = qrel[rows[None, :, None], cols[:, None, :]].astype(np.intp)
+  tiles = np.empty((m, cy, cx), dtype=np.float32)
+  for y0 in range(r0, r1, cy):
+    fine = _mirror_index(2 * y0 + order_y - 2, height)
+    blocks = qrel[fine[None, :, None], cols[:, None, :]].astype(np.intp)
     lows = np.searchsorted(offsets, blocks.min(axis=(1, 2)) - support, "left")
     highs = np.searchsorted(offsets, blocks.max(axis=(1, 2)) + support,
                             "right")
-    ch = min(cy, h1 - y0)
+    ch = min(cy, r1 - y0)
     for tile in range(tiles_x):
       x0 = tile * cx
       cw = min(cx, w1 - x0)
@@ -168,8 +181,8 @@ def _detail_level1(qrel: np.ndarray, offsets: np.ndarray,
           detail[start:].take(blocks[tile], out=values[i], mode="wrap")
         n = len(batch)
         _reduce_block(values[:n], cy, 1, out=vert[:n])
-        _reduce_block(vert[:n], cx, 2, out=out[:n])
+        _reduce_block(vert[:n], cx, 2, out=tiles[:n])
         if batch[-1] - batch[0] < n:  # A run: a slice writes faster.
           batch = slice(batch[0], batch[-1] + 1)
-        stack[batch, y0:y0 + ch, x0:x0 + cw] = out[:n, :ch, :cw]
+        stack[batch, y0 - r0:y0 - r0 + ch, x0:x0 + cw] = tiles[:n, :ch, :cw]
   return stack

@@ -14,8 +14,9 @@ Two implementations of one definition:
   and interpolate every output coefficient linearly between the two references
   that bracket its Gaussian-pyramid value. Each coefficient only needs those
   two references, so the band-pass coefficients are evaluated sparsely (per
-  coefficient for its two references, or, for large images at large K, only
-  on the rows and columns that use a reference); only the Gaussian levels
+  coefficient for its two references, by strips of rows for large images;
+  or, for very wide ones at large K, only on the rows and columns that use a
+  reference); only the Gaussian levels
   G_1, G_2, ... of the remapped images are computed whole. The pyramids are
   those of the details D_j = r_j(I) - I (the input's own pyramid adds back as
   I after the collapse, by linearity); with beta = 1, D_j is 0 wherever

@@ -58,6 +58,7 @@ def test_tile_skipping_keeps_every_needed_reference(monkeypatch, levels):
   assert used.mean() < (0.8 if levels == 3 else 1.0)
   assert np.mean(stack == 0.0) > 0.3
   monkeypatch.setattr(llf_fast, "_STACK_BYTES", 0)  # The per-reference path.
+  monkeypatch.setattr(llf_fast, "_STRIP_STACK_BYTES", 0)
   monkeypatch.setattr(llf_fast, "_BATCH_ELEMENTS", 8)
   strips = llf.filter_channel(values, *args)
   np.testing.assert_allclose(tiled, strips, atol=2e-6)
