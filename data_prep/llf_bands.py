@@ -132,7 +132,8 @@ def _bracket(position: np.ndarray, k: int):
 
 def _interpolated_band(lower: np.ndarray, upper: np.ndarray,
                        reduced: np.ndarray, j0: np.ndarray,
-                       frac: np.ndarray) -> np.ndarray:
+                       frac: np.ndarray,
+                       coarse_rows: Optional[tuple] = None) -> np.ndarray:
   """sum_j hat(position - j) * (G^j - upsample(reduced[j])), sparsely.
 
   `lower`, `upper`: the level's remapped values G^j0, G^(j0+1) at each
@@ -143,17 +144,26 @@ def _interpolated_band(lower: np.ndarray, upper: np.ndarray,
   upsampling is linear, so its (up to 3 x 3) taps apply to the
   interpolation (1 - t) reduced[j0] + t reduced[j0 + 1] of the coarse
   neighbours. Equal to the dense form up to float rounding.
+
+  `coarse_rows` = (c0, c1): the band's coarse rows are reduced[:, c0:c1]
+  (read in place when `reduced` is contiguous: no copy of the K-reference
+  rows).
   """
   k = reduced.shape[0]
   height, width = j0.shape
+  c0, c1 = coarse_rows if coarse_rows is not None else (0, reduced.shape[1])
+  if not reduced.flags.c_contiguous or (
+      k <= _VERTICAL_MAX_K and height > 1 and width > 1):
+    reduced, c0, c1 = reduced[:, c0:c1], 0, c1 - c0
   if k <= _VERTICAL_MAX_K and height > 1 and width > 1:
     return _interpolated_band_rows(lower, upper, reduced, j0, frac)
-  h1, w1 = reduced.shape[-2:]
+  h1, w1 = c1 - c0, reduced.shape[-1]
+  plane = reduced.shape[1] * w1
   value = np.subtract(upper, lower)
   value *= frac
   value += lower  # (1 - t) G^j0 + t G^(j0+1) at each coefficient.
-  flat = reduced.reshape(-1)
-  flat_upper = flat[h1 * w1:] if k > 1 else flat  # reduced[j + 1] at j's index.
+  flat = reduced.reshape(-1)  # A view (contiguous).
+  flat_upper = flat[plane:] if k > 1 else flat  # reduced[j + 1] at j's index.
   low = np.empty((height, width), dtype=np.float32)
   high = np.empty((height, width), dtype=np.float32)
   # The 4 parity classes of (row, column): each has fixed taps and weights.
@@ -161,7 +171,7 @@ def _interpolated_band(lower: np.ndarray, upper: np.ndarray,
     row_taps = _parity_taps(py, height, h1)
     for px in range(min(2, width)):
       col_taps = _parity_taps(px, width, w1)
-      base = j0[py::2, px::2] * (h1 * w1)
+      base = j0[py::2, px::2] * plane + c0 * w1
       total_low = total_high = None
       for rows, row_weight in row_taps:
         row_base = base + (rows * w1)[:, None]
@@ -292,9 +302,9 @@ def _strip_band(out: np.ndarray, reduced: np.ndarray, position: "_Positions",
                                                           coarse_stop)
     j0, frac = _bracket(position[a:b], k)
     lower, upper = pair(a, b, j0, np.minimum(j0 + 1, k - 1))
-    band = _interpolated_band(lower, upper,
-                              reduced[:, a // 2 - coarse_start:c1 - coarse_start],
-                              j0, frac)
+    band = _interpolated_band(
+        lower, upper, reduced, j0, frac,
+        coarse_rows=(a // 2 - coarse_start, c1 - coarse_start))
     out[y0:y1] += band[y0 - a:y1 - a]
 
 

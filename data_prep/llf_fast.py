@@ -157,7 +157,7 @@ def _reduce_stack(stack: np.ndarray) -> np.ndarray:
 # the [K, rows, w/2] G_1 rows one strip holds (its deeper levels and
 # temporaries add about half as much), and of the [K, h_d, w_d] stack of the
 # first level it keeps whole (G_3 at 24 MP with K = 81, G_4 at 48 MP).
-_STRIP_STACK_BYTES = 96 << 20
+_STRIP_STACK_BYTES = 192 << 20
 _STREAM_STACK_BYTES = 128 << 20
 
 
@@ -287,14 +287,18 @@ def _streamed_levels(qrel: np.ndarray, offsets: np.ndarray,
         llf_bands._strip_band(out[0], g1, positions[0], pair0, rows=rows,
                               coarse_start=a1)
         continue
-      coarse, coarse_start = _reduce_stack(fine), fine_start // 2
+      # Only the rows [r0, r1) that the needed coarse rows read (even r0).
+      p0, p1 = need[level + 1]
+      r0 = max(fine_start, (2 * p0 - 2) // 2 * 2)
+      r1 = min(fine_start + fine.shape[1], 2 * p1 + 1)
+      coarse = _reduce_stack(fine[:, r0 - fine_start:r1 - fine_start])
+      coarse_start = r0 // 2
       # Exact rows of the reduction: its 5 taps on exact rows, or mirrored at
       # the level's own borders (then as in the whole-level reduction).
-      lo = 0 if lo == 0 else (lo + 3) // 2
-      hi = (heights[level + 1] if hi == heights[level]
-            and fine_start + fine.shape[1] == hi else (hi - 3) // 2 + 1)
-      assert (fine_start % 2 == 0 and lo <= need[level + 1][0]
-              and need[level + 1][1] <= hi), (level, lo, hi, need)
+      lo = 0 if r0 == 0 else (max(lo, r0) + 3) // 2
+      hi = (heights[level + 1] if r1 == hi == heights[level]
+            else (min(hi, r1) - 3) // 2 + 1)
+      assert (r0 % 2 == 0 and lo <= p0 and p1 <= hi), (level, lo, hi, need)
       llf_bands._strip_band(out[level], coarse, positions[level],
                             llf_bands._stack_pair(fine, fine_start),
                             rows=rows, coarse_start=coarse_start)
