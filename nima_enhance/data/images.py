@@ -230,6 +230,42 @@ def decode_image_bytes(data: bytes, source: str = "<bytes>",
   return to_float_rgb(pixels, source)
 
 
+def decode_jpeg_with(data: bytes, reader, source: str = "<bytes>",
+                     max_pixels: Optional[int] = None) -> Optional[np.ndarray]:
+  """A JPEG through a traced graph reader, under the reading contract.
+
+  For readers that decode and resize in one graph call (nima-score's: the
+  training pipelines' planned decode, `ava.load_pixels_tf`): the header is
+  parsed and checked here with `decode_image_bytes`' messages and pixel
+  limit, `reader(bytes, header)` runs while libjpeg's warnings are
+  collected (a JPEG with corrupt data is refused, as `decode_image_bytes`
+  refuses it), and its errors become ImageReadError. `header` is int64 [4]
+  (format id, stored height and width, EXIF orientation), what
+  `decode_plan_tf` takes.
+
+  Returns:
+    The reader's output as numpy, or None when `data` is not a JPEG (read
+    it with `decode_image_bytes`).
+
+  Raises:
+    ImageReadError: "<source>: <reason>", as `decode_image_bytes`.
+  """
+  header = _header_or_error(data, source, max_pixels)
+  if header.format != "jpeg":
+    return None
+  vector = tf.constant([image_headers.JPEG, header.height, header.width,
+                        header.orientation], tf.int64)
+  with _libjpeg_warnings(True) as warnings:
+    try:
+      pixels = reader(tf.constant(data), vector).numpy()
+    except (tf.errors.OpError, ValueError) as err:
+      raise ImageReadError(f"{source}: cannot decode JPEG "
+                           f"({_tf_error_text(err)})") from None
+  if warnings:
+    raise ImageReadError(f"{source}: corrupt JPEG data ({warnings[0]})")
+  return pixels
+
+
 def _decode_tiff(data: bytes, source: str) -> np.ndarray:
   """8/16-bit grey/RGB(A) TIFF at its precision; other kinds through PIL."""
   try:

@@ -247,6 +247,7 @@ def input_images(results_dir):
     if st:
       call = large["model_call_size"]
       model = st[f"model forward, call of {call} (per image)"]
+      new_one = "new reading: file_pixels_fn (one graph call)"
       lines += ["", "Each stage of one 24 MP image alone (ms): decode_jpeg "
                 f"full {st['decode_jpeg full (uint8, floor of the old)']:.0f}"
                 f" vs 1/8 {st['decode_jpeg ratio 8 (uint8)']:.0f} "
@@ -254,9 +255,12 @@ def input_images(results_dir):
                 "Huffman-decoded); reading + resize: old "
                 f"{st['old read: read_image full (float)']:.0f} + "
                 f"{st['old resize: antialiased, from full']:.0f}, new "
-                f"{st['new read: read_image reduced (float)']:.0f} + "
-                f"{st['new resize: the rule, from reduced']:.0f} "
-                f"({large['reading_speedup']:.1f}x); the model "
+                + (f"{st[new_one]:.0f} in one graph call (two steps: "
+                   if new_one in st else "")
+                + f"{st['new read: read_image reduced (float)']:.0f} + "
+                f"{st['new resize: the rule, from reduced']:.0f}"
+                + (")" if new_one in st else "")
+                + f" ({large['reading_speedup']:.1f}x); the model "
                 f"{model:.0f} per image (calls of {call}), the same on both "
                 f"sides, bounds the speed-up at "
                 f"{large['serial_bound_speedup']:.1f}x (stages one after "
@@ -267,6 +271,10 @@ def input_images(results_dir):
                    "reading at the 1/8 decode alone and "
                    f"{large['cpu_bound_reading_free']:.1f}x were the new "
                    "reading free" if "cpu_bound_speedup" in large else "")
+                + (f"; the model with its weights frozen into constants "
+                   f"costs {large['model_freeze_cpu_speedup']:.2f}x less "
+                   "CPU than read from variables"
+                   if "model_freeze_cpu_speedup" in large else "")
                 + "."]
   agree = (s or {}).get("figures", {}).get("agreement")
   if agree:
