@@ -100,6 +100,42 @@ def test_bands_equal_one_piece(model, bands, size, tiles):
     assert np.abs(streamed - reference).max() < 1e-4, tile
 
 
+def _fetch_after_appends(height, pad, bands, start, stop):
+  """Appends rows 0..height-1 (value = row index) in `bands`, then fetches."""
+  full = np.arange(height, dtype=np.float32)[:, None, None] * np.ones(
+      (1, 2, 1), np.float32)
+  buf, lo = tf.zeros([0, 2, 1]), tf.constant(0)
+  for first, last in bands:
+    buf, lo = can_streaming._append_rows(  # pylint: disable=protected-access
+        buf, lo, tf.constant(full[first:last]), first, last, height, pad)
+  rows = can_streaming._buffer_rows(  # pylint: disable=protected-access
+      buf, lo, start, stop, pad, height)
+  expected = np.pad(full, ((pad, pad), (0, 0), (0, 0)), mode="symmetric")[
+      start:stop + 2 * pad]
+  return rows.numpy(), expected, int(lo)
+
+
+def test_buffers_store_the_mirrored_border_rows():
+  # Against numpy's symmetric pad: the first band (>= pad rows) stores rows
+  # -pad..-1 mirrored (lo = -pad), the last band rows height..height+pad-1.
+  rows, expected, lo = _fetch_after_appends(10, 3, [(0, 6)], 0, 3)
+  assert lo == -3
+  np.testing.assert_array_equal(rows, expected)
+  rows, expected, _ = _fetch_after_appends(10, 3, [(0, 6), (6, 10)], 0, 10)
+  np.testing.assert_array_equal(rows, expected)
+  # One band holding the whole image: both mirrors.
+  rows, expected, _ = _fetch_after_appends(7, 4, [(0, 7)], 0, 7)
+  np.testing.assert_array_equal(rows, expected)
+  # Bands shorter than the pad cannot mirror: the rows are gathered.
+  rows, expected, lo = _fetch_after_appends(
+      10, 3, [(0, 2), (2, 4), (4, 6), (6, 8), (8, 10)], 0, 10)
+  assert lo == 0
+  np.testing.assert_array_equal(rows, expected)
+  # A pad larger than the image reflects more than once: gathered.
+  rows, expected, _ = _fetch_after_appends(3, 5, [(0, 3)], 0, 3)
+  np.testing.assert_array_equal(rows, expected)
+
+
 def test_streaming_enhancer_transposes_wide_outputs_as_views(model):
   image = _photo(20, 45)
   out = can_streaming.StreamingEnhancer(model, tile_size=6)(image)

@@ -9,11 +9,13 @@ needs, about 2 * d_{k+1} rows. Each step, every layer computes up to
 `band_rows` new output rows, as far as the rows it has of the layer below
 allow (row r needs rows r - d, r, r + d), so every activation row is
 computed exactly once. The 1x1 head turns the last layer's new rows into
-output rows at once. Top and bottom borders are padded by gathering
-reflected row indices (the rows of the true image borders, as the
-whole-image `SymmetricPad2D` pads them), the full width is padded as the
-whole-image pass pads it, so the result equals the one-piece output up to
-float rounding.
+output rows at once. Top and bottom borders are padded with the rows of the
+true image borders, as the whole-image `SymmetricPad2D` pads them: each
+layer's buffer stores the mirrored rows with its first and last rows, so the
+next layer's input is a slice of the buffer there too (reflected row indices
+are gathered only when the band that reached a border is shorter than the
+pad). The full width is padded as the whole-image pass pads it, so the
+result equals the one-piece output up to float rounding.
 
 Memory: the rows held are about 2 * (d_1 + ... + d_8) = 1020 rows of 32
 maps plus one band's temporaries, independent of the height. Photos wider
@@ -51,7 +53,9 @@ DEFAULT_MEMORY_BUDGET_GB = 1.5
 # every 3x3 layer but the last holds 2 * d + B rows of 32 float32 maps padded
 # to W + 2 * d (sum over layers: 1020 + 8 B rows); appending a band copies
 # the largest buffer once more (512 + B rows) and at the top and bottom
-# borders its reflected rows are gathered (512 + B rows): about
+# borders a layer's input could be gathered (512 + B rows; now the mirrored
+# rows are stored in the buffer instead, at most 256 rows, so the model errs
+# on the safe side): about
 # ROW_BYTES * (W + WIDTH_PAD) * (HELD_ROWS + BAND_FACTOR * B), which matches
 # tools/benchmarks/can_inference.py --bounded (VmHWM per band size at 12 MP).
 ROW_BYTES = 32 * 4
@@ -147,27 +151,70 @@ def band_rows_for(width, memory_budget_gb: float):
 def _layer_rows(fetch, start, stop, height, kernel, bias, dilation, slope):
   """Output rows [start, stop) of one 3x3 layer.
 
-  fetch(rows) returns the input rows with these (global) indices, already
-  padded across the width by reflection as the whole-image pass pads them;
-  the rows needed are reflected at the true top and bottom borders.
+  fetch(start, stop) returns the input rows start - dilation .. stop +
+  dilation - 1, already padded across the width by reflection as the
+  whole-image pass pads them, and reflected at the true top and bottom
+  borders.
   """
-  rows = reflect_indices(height, dilation - start, stop + dilation - height)
-  y = tf.nn.conv2d(fetch(rows)[None], kernel, 1, "VALID",
+  del height  # the fetch reflects
+  y = tf.nn.conv2d(fetch(start, stop)[None], kernel, 1, "VALID",
                    dilations=dilation)
   return tf.nn.leaky_relu(tf.nn.bias_add(y, bias), slope)[0]
 
 
-def _buffer_rows(buf, lo, rows):
-  """buf's rows with global indices `rows` (buf holds rows lo, lo + 1, ...).
+def _buffer_rows(buf, lo, start, stop, dilation, height):
+  """Rows start - dilation .. stop + dilation - 1 of a layer, from its buffer.
 
-  A contiguous run (every band away from the top and bottom borders) is a
-  slice, which shares buf's memory; only reflected runs are gathered.
+  buf holds rows lo, lo + 1, ... of the layer's output; rows < 0 and >= height
+  are the symmetric pad, which the buffer holds when `enhance_bands` stored
+  the mirrored rows with the top or bottom rows (the usual case). Then the
+  rows are a slice, which shares buf's memory. Otherwise (a pad the band that
+  reached the border was too short to mirror) the real rows are gathered at
+  their reflected indices.
   """
-  local = rows - lo
-  contiguous = tf.reduce_all(local[1:] - local[:-1] == 1)
-  return tf.cond(contiguous,
-                 lambda: buf[local[0]:local[0] + tf.size(local)],
-                 lambda: tf.gather(buf, local, axis=0))
+  first, end = start - dilation, stop + dilation
+  covered = tf.logical_and(lo <= first, end <= lo + tf.shape(buf)[0])
+
+  def gathered():
+    rows = reflect_indices(height, dilation - start, stop + dilation - height)
+    return tf.gather(buf, rows - lo, axis=0)
+
+  return tf.cond(covered, lambda: buf[first - lo:end - lo], gathered)
+
+
+def _append_rows(buf, lo, rows, start, stop, height, pad):
+  """buf (rows lo, ...) extended by a layer's new rows [start, stop).
+
+  `rows` are already padded across the width. With the image's first rows
+  the `pad` rows mirrored above row 0 are stored too (rows -pad .. -1), and
+  with its last rows the `pad` rows mirrored below it, so that the next layer
+  reads its padded input as a slice (`_buffer_rows`) instead of gathering it.
+  That needs the pad's source rows in this band (and pad <= height). A
+  buffer that is still empty takes `rows` as it is, and no rows leave it as
+  it is (no copy).
+
+  Returns:
+    (new buffer, its first row index).
+  """
+  start, stop, height = (tf.convert_to_tensor(v, tf.int32)
+                         for v in (start, stop, height))
+  count = stop - start
+  mirror = pad <= height
+  top = tf.logical_and(mirror, tf.logical_and(start == 0, count >= pad))
+  bottom = tf.logical_and(mirror, tf.logical_and(
+      stop == height, count >= pad))
+  top_rows = tf.where(top, pad, 0)
+  bottom_rows = tf.where(bottom, pad, 0)
+  above = tf.reverse(rows[:top_rows], [0])
+  below = tf.reverse(rows[count - bottom_rows:], [0])
+  alone = tf.logical_and(tf.shape(buf)[0] == 0,
+                         tf.logical_not(tf.logical_or(top, bottom)))
+  new_buf = tf.case(
+      [(count == 0, lambda: tf.identity(buf)),
+       (alone, lambda: tf.identity(rows))],
+      default=lambda: tf.concat([buf, above, rows, below], axis=0),
+      exclusive=False)
+  return new_buf, tf.where(top, -top_rows, lo)
 
 
 def enhance_bands(image: tf.Tensor, weights: Sequence[tf.Tensor],
@@ -230,16 +277,18 @@ def enhance_bands(image: tf.Tensor, weights: Sequence[tf.Tensor],
     for k, d in enumerate(dilations):
       prev_hi = height if k == 0 else his[k - 1]
       if k == 0:
-        fetch = image_rows
+        fetch = lambda start, stop, d=d: image_rows(
+            reflect_indices(height, d - start, stop + d - height))
       else:
-        fetch = (lambda rows, buf=bufs[k - 1], lo=los[k - 1]:
-                 _buffer_rows(buf, lo, rows))
+        fetch = (lambda start, stop, d=d, buf=bufs[k - 1], lo=los[k - 1]:
+                 _buffer_rows(buf, lo, start, stop, d, height))
       # Row r needs rows r - d, r, r + d of the layer below: wait for r + d
       # unless the layer below is complete (its bottom reflection is then
       # available too).
       target = tf.where(prev_hi >= height, height,
                         tf.maximum(0, prev_hi - d))
       new_hi = tf.minimum(target, his[k] + band_rows)
+      start = his[k]
       rows = tf.cond(
           new_hi > his[k],
           lambda fetch=fetch, start=his[k], stop=new_hi, k=k, d=d:
@@ -250,14 +299,17 @@ def enhance_bands(image: tf.Tensor, weights: Sequence[tf.Tensor],
       if k > 0:
         # Drop the rows of layer k - 1 that layer k no longer needs (a pad
         # longer than the image reflects more than once: keep them all).
-        keep = tf.where(d <= height, tf.maximum(0, new_hi - d), 0)
+        keep = tf.where(d <= height, tf.maximum(los[k - 1], new_hi - d),
+                        los[k - 1])
         bufs[k - 1] = bufs[k - 1][keep - los[k - 1]:]
         los[k - 1] = keep
       if k < n - 1:
-        # Stored padded across the width for layer k + 1, so its input rows
-        # are a slice of the buffer (no copy) away from the borders.
+        # Stored padded across the width (and, at the top and bottom, with
+        # the mirrored rows) for layer k + 1, so its input rows are a slice
+        # of the buffer (no copy).
         padded = tf.gather(rows, col_index[k + 1], axis=1)
-        bufs[k] = tf.concat([bufs[k], padded], axis=0)
+        bufs[k], los[k] = _append_rows(bufs[k], los[k], padded, start,
+                                       new_hi, height, dilations[k + 1])
     flat = tf.reshape(tf.cast(rows, tf.float32), [-1, channels[-1]])
     band = tf.clip_by_value(tf.matmul(flat, head_kernel) + head_bias, 0.0, 1.0)
     if output_uint8:

@@ -1,24 +1,31 @@
 """CAN enhancer inference benchmark: GFLOP/s versus a plain 3x3 conv, peak memory.
 
     python tools/benchmarks/can_inference.py [--rounds 2] [--sizes 1200x1600,3000x4000]
+        [--ratio_only]
 
 The CAN is `build_can()` with the paper's defaults (width 32, ten layers,
 dilations 1..256 and a final 1x1; identity initialisation), run the way the
-enhance binaries run it (`EnhancerBundle`: one `tf.function` over
-`model(x, training=False)` with a dynamic [1, h, w, 3] signature), on one
-image (batch 1) of 2 MP and 12 MP. The reference is one plain 32->32 3x3
-`tf.nn.conv2d` (SAME) on a [1, h, w, 32] tensor of the same size, timed in the
-same run: the two are timed alternately, each round, and the best time of each
-is kept (the CPU is shared and noisy).
+enhance binaries run it: `EnhancerBundle` with its defaults (the band
+schedule of `models/can_streaming.py`: normalization folded into the convs,
+oneDNN convolutions with fused bias and leaky ReLU, band from the default
+memory budget), float32 [h, w, 3] in, clipped numpy out, on one image of 2 MP
+and 12 MP. The same bundle serves `enhance`, `enhance-eval` and the exported
+SavedModel, so this is the product path. The one-piece pass (`--tile_size
+0`: the Keras model in one XLA-compiled `tf.function`) is timed beside it
+and gives the one-piece peak memory. The reference is one plain 32->32 3x3
+`tf.nn.conv2d` (SAME) on a [1, h, w, 32] tensor of the same size (no XLA;
+the same conv under XLA is reported too). All are timed alternately, each
+round, and the best time of each is kept (the CPU is shared and noisy).
 
 FLOPs are counted analytically, 2 * h * w * (k * k * cin * cout) per
 convolution (padding, normalization, bias and activations not counted).
 Targets (docs/architecture.md, "Benchmarks"; issue 8):
-  * CAN GFLOP/s >= 0.7x the plain conv's GFLOP/s at the same resolution
-    (also printed "per layer": plain conv time / (CAN time / 3x3 layers));
+  * CAN GFLOP/s (the product path) >= 0.7x the plain conv's GFLOP/s at the
+    same resolution (also printed "per layer": plain conv time / (CAN time /
+    3x3 layers));
   * a 12 MP image enhanced in one piece within 6 GB peak memory (growth of the
-    process's peak resident set during the forward pass, on CPU; the device's
-    peak on GPU).
+    process's peak resident set during the one-piece pass, on CPU; the
+    device's peak on GPU).
 
 Bounded memory (issue 12), `--bounded`:
 
@@ -69,6 +76,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import tensorflow as tf  # noqa: E402
 
 from nima_enhance import model_dir as model_dir_lib  # noqa: E402
+from nima_enhance.enhance import inference  # noqa: E402
 from nima_enhance.models import can  # noqa: E402
 
 TARGET_RATIO = 0.7
@@ -157,7 +165,9 @@ def can_flops(model, height, width):
 def _run(fn, x):
   """(wall seconds, process CPU seconds) of fn(x), result copied out."""
   start, start_cpu = time.perf_counter(), time.process_time()
-  fn(x).numpy()  # waits for the result (and copies it out, as enhance does)
+  out = fn(x)
+  if hasattr(out, "numpy"):
+    out.numpy()  # waits for the result (and copies it out, as enhance does)
   return time.perf_counter() - start, time.process_time() - start_cpu
 
 
@@ -504,6 +514,9 @@ def main():
   parser.add_argument("--precision", default="float32",
                       choices=["float32", "bfloat16"])
   parser.add_argument("--end_to_end", action="store_true")
+  parser.add_argument("--ratio_only", action="store_true",
+                      help="the GFLOP/s rows at --sizes only (no issue-12 "
+                           "figures; for iterating on the CAN's speed)")
   parser.add_argument("--precision_compare", action="store_true",
                       help="bfloat16 vs float32: speed and error on photos")
   import record  # pylint: disable=import-outside-toplevel  (beside this file)
@@ -524,13 +537,13 @@ def main():
   three_by_three = [l for l in can.conv_layers(model)
                     if tuple(l.kernel.shape[:2]) == (3, 3)]
   n3 = len(three_by_three)
-  # The enhance path (nima_enhance.enhance.inference.EnhancerBundle:
-  # XLA-compiled by default, `enhance --nojit_compile` for plain graph mode),
-  # unclipped.
-  enhance = tf.function(lambda x: model(x, training=False),
-                        input_signature=[tf.TensorSpec([1, None, None, 3],
-                                                       tf.float32)],
-                        jit_compile=args.jit_compile)
+  # The product path: what enhance, enhance-eval and the SavedModel run by
+  # default (the folded band schedule). The one-piece pass (--tile_size 0,
+  # XLA-compiled unless --nojit_compile) for its peak memory and as a
+  # reference.
+  product = inference.EnhancerBundle(model, {}, "")
+  one_piece = inference.EnhancerBundle(model, {}, "", tile_size=0,
+                                       jit_compile=args.jit_compile)
   kernel = tf.random.normal([3, 3, 32, 32], stddev=0.1, seed=0)
   plain = tf.function(lambda x: tf.nn.conv2d(x, kernel, 1, "SAME"),
                       input_signature=[tf.TensorSpec([1, None, None, 32],
@@ -544,17 +557,27 @@ def main():
                           jit_compile=True)
   rng = np.random.default_rng(0)
   # Warm-up (tracing, oneDNN primitives) on a small image.
-  enhance(tf.constant(rng.random((1, 64, 96, 3), np.float32))).numpy()
+  warm = rng.random((64, 96, 3)).astype(np.float32)
+  product(warm)
+  one_piece(warm)
   plain(tf.constant(rng.random((1, 64, 96, 32), np.float32))).numpy()
 
+  threads = (tf.config.threading.get_intra_op_parallelism_threads()
+             or os.cpu_count())
+  dilations = [int(l.dilation_rate[0]) for l in three_by_three]
   print(f"CAN: build_can() defaults, {len(can.conv_layers(model))} convs "
-        f"({n3} 3x3, dilations {[int(l.dilation_rate[0]) for l in three_by_three]}"
-        f" + 1x1), XLA {'on' if args.jit_compile else 'off'}, batch 1, float32, {tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()} threads, "
-        f"device {'GPU' if tf.config.list_logical_devices('GPU') else 'CPU'}")
+        f"({n3} 3x3, dilations {dilations} + 1x1), enhance's default path "
+        f"(folded band schedule); one piece with XLA "
+        f"{'on' if args.jit_compile else 'off'}; batch 1, float32, "
+        f"{threads} threads, device "
+        f"{'GPU' if tf.config.list_logical_devices('GPU') else 'CPU'}")
   rows = []
-  for height, width in sizes:
+  # Largest size first, so its one-piece peak is measured before smaller
+  # sizes (and the band schedule) have grown the allocator's pool; the rows
+  # are listed in --sizes order.
+  for height, width in sorted(sizes, key=lambda hw: -hw[0] * hw[1]):
     mp = height * width / 1e6
-    image = tf.constant(rng.random((1, height, width, 3), np.float32))
+    image = tf.constant(rng.random((height, width, 3), np.float32))
     maps = tf.constant(rng.random((1, height, width, 32), np.float32))
     flops = can_flops(model, height, width)
     plain_flops = 2 * height * width * 9 * 32 * 32
@@ -563,16 +586,20 @@ def main():
     # rounds keep the steady-state time).
     plain(maps).numpy()
     plain_xla(maps).numpy()
-    best_xla = (float("inf"), float("inf"))
+    best_xla = best_one = (float("inf"), float("inf"))
     best_can = best_plain = (float("inf"), float("inf"))
-    peak = 0
+    peak = bands_peak = 0
     for _ in range(args.rounds):
       with PeakMemory() as memory:
-        best_can = np.minimum(best_can, _run(enhance, image))
+        best_one = np.minimum(best_one, _run(one_piece, image))
       peak = max(peak, memory.peak)
+      with PeakMemory() as memory:
+        best_can = np.minimum(best_can, _run(product, image))
+      bands_peak = max(bands_peak, memory.peak)
       best_plain = np.minimum(best_plain, _run(plain, maps))
       best_xla = np.minimum(best_xla, _run(plain_xla, maps))
     (best_can, can_cpu), (best_plain, plain_cpu) = best_can, best_plain
+    one_s, one_cpu = (float(v) for v in best_one)
     del image, maps
     can_gflops = flops / best_can / 1e9
     plain_gflops = plain_flops / best_plain / 1e9
@@ -583,15 +610,25 @@ def main():
                      per_layer=best_plain / (best_can / n3),
                      cpu_ratio=(flops / can_cpu) / (plain_flops / plain_cpu),
                      peak=peak, method=memory.method,
+                     can_cpu_s=float(can_cpu), plain_cpu_s=float(plain_cpu),
+                     one_piece_cpu_s=one_cpu,
+                     bands_peak=bands_peak, one_piece_s=one_s,
+                     one_piece_gflops=flops / one_s / 1e9,
+                     one_piece_ratio=flops / one_s / 1e9 / plain_gflops,
+                     one_piece_cpu_ratio=((flops / one_cpu)
+                                          / (plain_flops / plain_cpu)),
                      plain_xla_s=float(best_xla[0]),
                      plain_xla_gflops=plain_flops / best_xla[0] / 1e9,
                      ratio_vs_xla_conv=can_gflops / (plain_flops / best_xla[0]
                                                      / 1e9)))
     print(f"  {height}x{width} ({mp:.1f} MP): CAN {flops / 1e9:.1f} GFLOP in "
-          f"{best_can:.2f} s, plain conv {plain_flops / 1e9:.1f} GFLOP in "
-          f"{best_plain:.3f} s, CAN peak memory +{peak / 2**30:.2f} GiB",
+          f"{best_can:.2f} s (one piece {one_s:.2f} s), plain conv "
+          f"{plain_flops / 1e9:.1f} GFLOP in {best_plain:.3f} s, peak memory "
+          f"+{bands_peak / 2**30:.2f} GiB (one piece +{peak / 2**30:.2f} GiB)",
           flush=True)
 
+  rows.sort(key=lambda r: sizes.index(tuple(int(v) for v in
+                                            r["size"].split("x"))))
   print()
   print(f"{'size':>10} {'MP':>5} {'GFLOP':>7} {'CAN s':>7} {'CAN GF/s':>9} "
         f"{'conv s':>7} {'conv GF/s':>9} {'ratio':>6} {'per-layer':>9} "
@@ -612,15 +649,18 @@ def main():
         f"{args.rounds}); per-layer = plain conv time / (CAN time / {n3} 3x3 "
         "layers); CPU-s ratio = the GFLOP/s ratio in process CPU seconds, "
         "robust to other processes' load on a shared CPU")
+  one_mode = "XLA" if args.jit_compile else "no XLA"
   for r in rows:
     print(f"{r['size']}: plain conv under XLA {r['plain_xla_gflops']:.1f} "
-          f"GFLOP/s; CAN ({'XLA' if args.jit_compile else 'no XLA'}) / XLA "
-          f"plain conv = {r['ratio_vs_xla_conv']:.2f}")
+          f"GFLOP/s; CAN / XLA plain conv = {r['ratio_vs_xla_conv']:.2f}; "
+          f"one piece ({one_mode}) {r['one_piece_gflops']:.1f} GFLOP/s, "
+          f"ratio {r['one_piece_ratio']:.2f} (CPU-time ratio "
+          f"{r['one_piece_cpu_ratio']:.2f})")
   figures = {"rows": [{k: (float(v) if isinstance(v, (np.floating,
                                                       np.integer))
                          else v) for k, v in r.items()} for r in rows]}
   issue12, issue12_ok = "", True
-  if not args.quick:
+  if not (args.quick or args.ratio_only):
     # The full run (run_all.py) also records the issue-12 figures: 12 MP
     # bands vs one piece, enhance and the SavedModel bytes signature end to
     # end at 24 and 48 MP (peak RSS), bfloat16 vs float32 (CAN and NIMA).
@@ -631,25 +671,27 @@ def main():
     print()
     figures["precision"] = precision_compare(args)
     issue12, issue12_ok = _issue12_summary(figures)
-  mode = "XLA" if args.jit_compile else "no XLA"
   first = rows[0]
   record.write_record(
       args, "can_inference", figures,
       target=f"CAN / plain conv GFLOP/s >= {TARGET_RATIO}, peak <= "
              f"{TARGET_PEAK_GB:.0f} GB in one piece"
-             + ("" if args.quick else
+             + ("" if args.quick or args.ratio_only else
                 f"; 12 MP bands <= {TARGET_BOUNDED_TIME_RATIO}x one piece; "
                 f"24/48 MP enhance and SavedModel < "
                 f"{TARGET_BOUNDED_PEAK_GB:.0f} GB peak"),
       verdict=("PASS" if all(r["ratio"] >= TARGET_RATIO for r in rows)
                and big["peak"] <= TARGET_PEAK_GB * 1e9 and issue12_ok
                else "MISS"),
-      summary=(f"{first['size']}: CAN ({mode}) {first['can_gflops']:.1f} "
-               f"GFLOP/s vs plain 3x3 conv (no XLA) "
-               f"{first['plain_gflops']:.1f}: ratio {first['ratio']:.2f} "
-               f"(CPU-time ratio {first['cpu_ratio']:.2f}); vs plain conv "
-               f"under XLA {first['plain_xla_gflops']:.1f}: ratio "
-               f"{first['ratio_vs_xla_conv']:.2f}; peak memory at "
+      summary=(f"{first['size']}: CAN (enhance's default band schedule) "
+               f"{first['can_gflops']:.1f} GFLOP/s vs plain 3x3 conv (no "
+               f"XLA) {first['plain_gflops']:.1f}: ratio "
+               f"{first['ratio']:.2f} (CPU-time ratio "
+               f"{first['cpu_ratio']:.2f}); vs plain conv under XLA "
+               f"{first['plain_xla_gflops']:.1f}: ratio "
+               f"{first['ratio_vs_xla_conv']:.2f}; one piece ({one_mode}) "
+               f"{first['one_piece_gflops']:.1f} GFLOP/s (ratio "
+               f"{first['one_piece_ratio']:.2f}); one-piece peak memory at "
                f"{big['size']} {big['peak'] / 1e9:.2f} GB" + issue12))
 
 
