@@ -232,7 +232,9 @@ def _pipeline(bundle, remaining, read, batch_size, call, num_threads, size):
       if len(good) < call and pending:
         continue
       if good:
-        batch = np.stack([px for _, px in good]).reshape(-1, *size, 3)
+        # One image (a CPU's call): a view, not a copy of its pixels.
+        batch = (good[0][1][None] if len(good) == 1 else
+                 np.stack([px for _, px in good])).reshape(-1, *size, 3)
         for (item, _), dist in zip(good, bundle.predict(batch).numpy()):
           item.distribution = dist
       yield from (item for item, _ in ready)
