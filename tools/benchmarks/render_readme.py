@@ -242,7 +242,9 @@ def input_images(results_dir):
               + f": {large['large_speedup']:.1f}x the previous path"
               + (f" (median of {large['rounds']} alternating rounds, lowest "
                  f"{large['large_speedup_min']:.1f}x)"
-                 if "large_speedup_min" in large else "") + "."]
+                 if "large_speedup_min" in large else "")
+              + (f"; in the process's CPU time {large['large_cpu_speedup']:.1f}x"
+                 if "large_cpu_speedup" in large else "") + "."]
     st = large.get("stage_ms")
     if st:
       call = large["model_call_size"]
