@@ -125,8 +125,8 @@ def test_manifest_keeps_headers_and_upgrades_version_2(tmp_path):
 
 
 def test_planned_dataset_gives_the_parsed_pixels(ava_dir):
-  """make_dataset with the manifest's headers (planned decode; the flip
-  folded into the plan) == without them (headers parsed in the graph)."""
+  """make_dataset with the manifest's headers (planned decode) == without
+  them (headers parsed in the graph), flips included."""
   ratings, _ = ava.load_split(ava_dir, "all")
   assert ratings.headers is not None
   unknown = ava.AvaRatings(ratings.image_ids, ratings.distributions,
@@ -226,3 +226,103 @@ def test_training_reader_sees_the_scoring_pixels(tmp_path, real_photo):
       np.testing.assert_allclose(planned, scoring_side, atol=2e-3)
       assert np.abs(fast - scoring_side).max() < 2e-3
       assert fast.min() >= 0.0 and fast.max() <= 255.0
+
+
+def _np_bilinear(x, n_out, axis):
+  """numpy bilinear resampling along one axis (half-pixel centres, edges
+  clamped): the reference for the rule's plain bilinear."""
+  n_in = x.shape[axis]
+  src = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
+  lo = np.floor(src).astype(int)
+  hi = np.minimum(lo + 1, n_in - 1)
+  w = (src - lo).reshape([-1 if a == axis else 1 for a in range(x.ndim)])
+  return np.take(x, lo, axis) * (1 - w) + np.take(x, hi, axis) * w
+
+
+def _rule_reference(data, size):
+  """An independent reference of the reading rule for a JPEG (x255): the
+  libjpeg scale from the upright size (the largest of 1, 2, 4, 8 with both
+  sides >= scale * size), EXIF 6 turned upright, then per the factor left:
+  the triangle filter from 2x on an axis, else numpy bilinear after the
+  means of neighbouring pixels along the axes shrinking by 1.5-2x."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  import io  # pylint: disable=g-import-not-at-top
+  pil = Image.open(io.BytesIO(data))
+  rotated = pil.getexif().get(0x0112, 1) == 6
+  upright = (pil.width, pil.height) if rotated else (pil.height, pil.width)
+  ratio = max(r for r in (1, 2, 4, 8)
+              if r == 1 or (upright[0] >= r * size[0]
+                            and upright[1] >= r * size[1]))
+  pixels = tf.io.decode_jpeg(data, channels=3, ratio=ratio).numpy()
+  pixels = np.rot90(pixels, -1) if rotated else pixels  # EXIF 6: 90 deg CW
+  pixels = pixels.astype(np.float64)
+  if any(n >= 2 * s for n, s in zip(pixels.shape, size)):
+    return tf.image.resize(pixels, size, antialias=True).numpy()
+  for axis in (0, 1):  # 1.5 <= f < 2: means of neighbouring pixels first
+    n = pixels.shape[axis]
+    if 2 * n >= 3 * size[axis]:
+      pixels = (np.take(pixels, range(n - 1), axis)
+                + np.take(pixels, range(1, n), axis)) / 2
+  return _np_bilinear(_np_bilinear(pixels, size[0], 0), size[1], 1)
+
+
+@pytest.fixture(scope="module")
+def photo_ava(tmp_path_factory, real_photo):
+  """An AVA folder of real-photo JPEGs whose plans cover 1/1, 1/2 and 1/8
+  decodes, the rule's bilinear, 2-tap and triangle filters, EXIF 6; ids
+  in the order written."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  root = str(tmp_path_factory.mktemp("photo_ava"))
+  os.makedirs(os.path.join(root, "images"))
+  pil = Image.fromarray((real_photo * 255).astype(np.uint8))
+  exif = Image.Exif()
+  exif[0x0112] = 6
+  # (width, height), EXIF: for 48x64 (paper) they take 1/1 bilinear at
+  # 1.25x; 1/1 at 1.67x x 0.94x (portrait: 2-tap means of rows); 1/2
+  # bilinear; 1/1 triangle (3.1x wide); 1/8 bilinear; EXIF 6 at 1/2; 1/1 at
+  # 1.6x x 1.7x (2-tap means of rows and columns).
+  files = [((80, 60), {}), ((60, 80), {}), ((130, 100), {}), ((200, 90), {}),
+           ((520, 400), {}), ((100, 130), {"exif": exif}), ((110, 77), {})]
+  ids = []
+  for i, (size, kwargs) in enumerate(files):
+    ids.append(f"{i:03d}")
+    pil.resize(size, Image.BICUBIC).save(image_path(root, ids[-1]),
+                                         quality=90, **kwargs)
+  return root, ids
+
+
+def image_path(root, image_id):
+  return ava.image_path(root, image_id)
+
+
+def test_dataset_pixels_equal_an_independent_reference(photo_ava):
+  """make_dataset's pixels (planned decode; only the branches its files
+  need, none at all when they share one) == the numpy reference of the
+  rule, for one-plan, two-filter and mixed folders; and a one-plan set builds
+  no branch op."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from nima_enhance.data import images  # pylint: disable=g-import-not-at-top
+  root, ids = photo_ava
+  prep = {"mode": "paper", "image_size": [48, 64], "resize_size": 64,
+          "random_flip": False}
+  datas = {i: open(image_path(root, i), "rb").read() for i in ids}
+  for subset in (ids[:1], ids[:2], ids):
+    report = ava.check_images(root, subset)
+    ratings = ava.AvaRatings(
+        subset, np.full((len(subset), 10), 0.1, np.float32),
+        np.ones(len(subset), np.int64)).with_headers(report.headers)
+    plans = images.decode_plan_tf(ratings.headers, (48, 64)).numpy()
+    assert len(set(plans)) == min(len(subset), 7), plans
+    batch = next(iter(ava.make_dataset(root, ratings, prep, len(subset),
+                                       training=False)))[0].numpy()
+    for got, image_id in zip(batch, subset):
+      np.testing.assert_allclose(got, _rule_reference(datas[image_id],
+                                                      (48, 64)),
+                                 atol=2e-3, err_msg=image_id)
+  # The one-branch plan set: no Case op in the graph (the fast executor).
+  plan = int(plans[0])
+  graph = tf.function(lambda b: images.decode_planned_tf(
+      b, plan, (48, 64), scale=255.0, plans=[plan])).get_concrete_function(
+          tf.TensorSpec([], tf.string)).graph
+  assert not [op.type for op in graph.get_operations() if "Case" in op.type]

@@ -398,7 +398,8 @@ def load_image_tf(path: tf.Tensor,
 def load_pixels_tf(image_bytes: tf.Tensor, preprocessing: Dict[str, object],
                    training: bool, seed: Optional[int] = None,
                    plan: Optional[tf.Tensor] = None,
-                   all_planned: bool = False) -> tf.Tensor:
+                   all_planned: bool = False,
+                   plans: Optional[np.ndarray] = None) -> tf.Tensor:
   """Encoded bytes -> the network's input: `preprocess_tf` of the decode.
 
   The same pixels (up to float rounding) through the fast reader
@@ -406,24 +407,16 @@ def load_pixels_tf(image_bytes: tf.Tensor, preprocessing: Dict[str, object],
   resized from uint8, straight to [0, 255]). `plan`: the file's
   `images.decode_plan_tf` for `decode_size` (from the header
   `check_images` read): no header parse in the graph (`all_planned`: no
-  plan is `images.PARSE_PLAN`, see `images.decode_planned_tf`).
+  plan is `images.PARSE_PLAN`; `plans`: every plan that can come, so the
+  graph holds only their branches; see `images.decode_planned_tf`).
   """
   if plan is None:
     image = images.decode_resized_tf(image_bytes, decode_size(preprocessing),
                                      scale=255.0)
   else:
-    if all_planned and training and preprocessing["random_flip"]:
-      # The random flip folded into the plan (`images.mirrored_plan_tf`):
-      # the decoded uint8 image is mirrored, not the float output (~0.3 ms
-      # a file). Before the resize and the random crop rather than after:
-      # the same augmentation (the rule's filters are symmetric up to float
-      # rounding; a mirrored random crop is a random crop).
-      plan = images.mirrored_plan_tf(
-          plan, tf.random.uniform([], seed=seed) < 0.5)
-      preprocessing = dict(preprocessing, random_flip=False)
     image = images.decode_planned_tf(image_bytes, plan,
                                      decode_size(preprocessing), scale=255.0,
-                                     all_planned=all_planned)
+                                     all_planned=all_planned, plans=plans)
   return crop_flip_tf(image, preprocessing, training, seed)
 
 
@@ -461,7 +454,8 @@ def make_dataset(ava_dir: str, ratings: AvaRatings,
 
   def load(path, distribution, plan):
     return (load_pixels_tf(tf.io.read_file(path), preprocessing, training,
-                           plan=plan, all_planned=all_planned), distribution)
+                           plan=plan, all_planned=all_planned,
+                           plans=np.unique(plans)), distribution)
 
   options = tf.data.Options()
   # Ordered output (still decoded in parallel): a resumed run must see exactly

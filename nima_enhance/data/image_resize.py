@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+import numpy as np
 import tensorflow as tf
 
 from nima_enhance.data import image_graph
@@ -54,8 +55,7 @@ def _box_shrink_tf(image: tf.Tensor, factor_h, factor_w) -> tf.Tensor:
 def _resize_values_tf(image: tf.Tensor, size) -> tf.Tensor:
   """`resize_tf` without its clip, for float or uint8 images (float32 out).
 
-  uint8 is read by the bilinear op itself (no float copy of the full-size
-  image); the output keeps the input's value range.
+  The output keeps the input's value range (uint8: [0, 255]).
   """
   image = tf.convert_to_tensor(image)
   if image.dtype != tf.uint8 and not image.dtype.is_floating:
@@ -70,15 +70,9 @@ def _resize_values_tf(image: tf.Tensor, size) -> tf.Tensor:
     now = image.shape[-3:-1]
     if any(int(n) >= 2 * int(s) for n, s in zip(now, static_size)):
       return tf.image.resize(image, size, method="bilinear", antialias=True)
-    ks = [2 if 2 * int(n) >= 3 * int(s) else 1
-          for n, s in zip(now, static_size)]
-    resized = tf.image.resize(
-        image, [k * int(s) for k, s in zip(ks, static_size)],
-        method="bilinear")
-    if max(ks) > 1:
-      resized = _box_shrink_tf(resized, ks[0], ks[1])
-    return tf.cast(resized, tf.float32)
-  # One switch over the four cases (nested conds in a tf.data map function
+    return _pair_bilinear_tf(image, size, *[
+        2 * int(n) >= 3 * int(s) for n, s in zip(now, static_size)])
+  # One switch over the cases (nested conds in a tf.data map function
   # cost far more than their ops: each level runs as a function call).
   size = tf.cast(size, tf.int32)
   index = _resize_case_tf(tf.shape(image)[-3:-1], size)
@@ -87,19 +81,43 @@ def _resize_values_tf(image: tf.Tensor, size) -> tf.Tensor:
       for case in range(_RESIZE_CASES)])
 
 
-# The resize rule's four filters (`resize_tf`): plain bilinear, bilinear to
-# twice the size then pair means, triangle, box pre-shrink then triangle.
-_RESIZE_CASES = 4
+# The resize rule's filters (`resize_tf`): bilinear (0), after 2-tap means
+# of rows (1), of columns (2) or of both (3); triangle (4); box pre-shrink
+# then triangle (5).
+_RESIZE_CASES = 6
 
 
 def _resize_case_tf(n, size) -> tf.Tensor:
   """Which of the rule's filters an [h, w] input resized to `size` takes."""
   n, size = tf.cast(n, tf.int32), tf.cast(size, tf.int32)
   # Over the last axis: n may hold many images' sizes ([..., 2]).
-  return tf.where(tf.reduce_any(n >= 4 * size, -1), 3,
-                  tf.where(tf.reduce_any(n >= 2 * size, -1), 2,
-                           tf.where(tf.reduce_any(2 * n >= 3 * size, -1), 1,
-                                    0)))
+  pairs = tf.cast(2 * n >= 3 * size, tf.int32)
+  return tf.where(tf.reduce_any(n >= 4 * size, -1), 5,
+                  tf.where(tf.reduce_any(n >= 2 * size, -1), 4,
+                           pairs[..., 0] + 2 * pairs[..., 1]))
+
+
+def _pair_bilinear_tf(image: tf.Tensor, size, rows: bool,
+                      cols: bool) -> tf.Tensor:
+  """Bilinear to `size` after 2-tap means of rows and/or columns (float32).
+
+  The mean of each two neighbouring pixels (uint8 cast to float first: TF's
+  float bilinear kernel is faster than its uint8 one, same values) is
+  resampled bilinearly: the box of 2 convolved with bilinear's tent, a
+  3-tap antialiasing filter for factors in [1.5, 2) at the cost of one add
+  (a row slice is a view). The n - 1 means sit between pixels, so they
+  span the image less half a pixel at each end (a stretch of 1 / n). The
+  sum is halved on the output, the smaller image.
+  """
+  if image.dtype != tf.float32:
+    image = tf.cast(image, tf.float32)
+  if rows:
+    image = image[..., :-1, :, :] + image[..., 1:, :, :]
+  if cols:
+    image = image[..., :, :-1, :] + image[..., :, 1:, :]
+  resized = tf.image.resize(image, size, method="bilinear")
+  return resized * (0.5 ** (int(rows) + int(cols))) if rows or cols else (
+      resized)
 
 
 def _resize_by_case_tf(image: tf.Tensor, size: tf.Tensor,
@@ -111,14 +129,9 @@ def _resize_by_case_tf(image: tf.Tensor, size: tf.Tensor,
   """
   shape = image.shape
   n = tf.shape(image)[-3:-1]
-  if case == 0:
-    return tf.cast(tf.image.resize(image, size, method="bilinear"),
-                   tf.float32)
-  if case == 1:
-    ks = tf.where(2 * n >= 3 * size, 2, 1)
-    return _box_shrink_tf(tf.image.resize(image, ks * size,
-                                          method="bilinear"), ks[0], ks[1])
-  if case == 2:
+  if case < 4:
+    return _pair_bilinear_tf(image, size, bool(case & 1), bool(case & 2))
+  if case == 4:
     return tf.image.resize(tf.cast(image, tf.float32), size,
                            method="bilinear", antialias=True)
   pre = tf.maximum(n // size // 2, 1)
@@ -139,13 +152,15 @@ def resize_tf(image: tf.Tensor, size) -> tf.Tensor:
   - then, if an axis still shrinks by >= 2: the triangle filter of
     `tf.image.resize(antialias=True)` (ScaleAndTranslate; on an image
     already shrunk, so its cost is small);
-  - else, where the factor is in [1.5, 2) (large enough for bilinear's two
-    taps to alias visibly): bilinear to twice the output size along that
-    axis, then the mean of each pair: a box of the factor's width convolved
-    with bilinear's tent, close to the triangle (tests hold it within a few
-    grey levels) at a fraction of its cost (ScaleAndTranslate costs ~4x a
-    JPEG decode at AVA sizes: portraits squeezed to 480x640);
-  - below 1.5, plain bilinear.
+  - else bilinear, after the mean of each two neighbouring pixels along
+    the axes with f in [1.5, 2) (where bilinear's two taps alias
+    visibly): a 3-tap filter close to the triangle at the cost of one add
+    (`_pair_bilinear_tf`); plain bilinear below 1.5 and for enlargements.
+  For an 800x600 JPEG (~1.3 ms to decode) squeezed to 480x640, the 2-tap
+  means add ~0.5 ms to bilinear's ~0.6, where bilinear to twice the size
+  then pair means (this rule's [1.5, 2) filter before issue 12) added
+  ~1.2 ms and the triangle ~4 ms, for scores as close to the triangle's
+  (docs/architecture.md, "The resize rule").
   After a reduced JPEG decode (`decode_image_tf(target_size=)`) the factor
   left is below 2 unless 1/8 was not enough.
   Every filter is a convex combination (values stay in range up to float
@@ -281,24 +296,29 @@ def decode_plan_tf(header, size, max_pixels: Optional[int] = None
   return tf.where(ok, plan, PARSE_PLAN)
 
 
-def mirrored_plan_tf(plan, mirror) -> tf.Tensor:
-  """The plan of the left-right mirror image where `mirror` (a bool).
+def _switch_tf(key: tf.Tensor, keys, branch_of):
+  """`tf.switch_case` over the branches of the static `keys` only.
 
-  Mirroring what EXIF orientation o shows gives orientation
-  ((o - 1) xor 1) + 1 (1 <-> 2, 3 <-> 4, 5 <-> 6, 7 <-> 8), so a random
-  flip costs a reverse of the decoded uint8 pixels, not of the float
-  output. `PARSE_PLAN` is returned unchanged (not mirrored).
+  `branch_of(k)` builds key k's branch; a key not in `keys` runs the first
+  one's. One key: its branch inline, no switch (a branch op in a tf.data
+  map function costs a function call and keeps the function off the fast
+  single-threaded executor).
   """
-  plan = tf.cast(plan, tf.int32)
-  per = _PLANS_PER_ORIENTATION
-  flipped = tf.bitwise.bitwise_xor(plan // per, 1) * per + plan % per
-  return tf.where(mirror & (plan >= 0), flipped, plan)
+  keys = sorted(keys)
+  if len(keys) == 1:
+    return branch_of(keys[0])()
+  if keys != list(range(len(keys))):  # a table from key to branch
+    table = np.zeros(keys[-1] + 1, np.int32)
+    table[keys] = np.arange(len(keys))
+    key = tf.gather(tf.constant(table), tf.clip_by_value(key, 0, keys[-1]))
+  return tf.switch_case(key, [branch_of(k) for k in keys])
 
 
 def decode_planned_tf(image_bytes: tf.Tensor, plan, size,
                       max_pixels: Optional[int] = None,
                       scale: float = 1.0,
-                      all_planned: bool = False) -> tf.Tensor:
+                      all_planned: bool = False,
+                      plans=None) -> tf.Tensor:
   """`decode_resized_tf` following a `decode_plan_tf` plan (one switch).
 
   A JPEG is decoded at the planned scale, oriented (unless upright) and
@@ -311,6 +331,13 @@ def decode_planned_tf(image_bytes: tf.Tensor, plan, size,
   `all_planned=True` (the caller knows no plan is `PARSE_PLAN`) leaves the
   parse path out of the graph (an error if one comes anyway): its nested
   control flow in a branch slowed every file's map call by ~10%.
+
+  `plans`: every plan that can come (static ints, e.g. a dataset's plans),
+  or None for any. The graph then holds only their branches: AVA-size
+  JPEGs for 480x640 all decode at 1/1, upright, bilinear, so their map
+  function has no branch op at all. A plan outside `plans` (`PARSE_PLAN`
+  included) runs a listed plan's branches: pixels unspecified (of `size`,
+  or a decode error).
   """
   size = tf.cast(size, tf.int32)
   plan = tf.cast(plan, tf.int32)
@@ -318,27 +345,45 @@ def decode_planned_tf(image_bytes: tf.Tensor, plan, size,
   plan = tf.maximum(plan, 0)
   orientation = plan // _PLANS_PER_ORIENTATION + 1
   ratio_index = plan % _PLANS_PER_ORIENTATION // _RESIZE_CASES
+  ratios = len(image_graph.JPEG_RATIOS)
+  # Decode keys: oriented * ratios + ratio index, 2 * ratios for the parse
+  # path; filter keys: the case, _RESIZE_CASES for the parse path.
+  if plans is None:
+    decode_keys = set(range(2 * ratios + 1))
+    filter_keys = set(range(_RESIZE_CASES + 1))
+  else:
+    listed = np.unique(np.asarray(plans, np.int64))
+    planned = listed[listed >= 0]
+    decode_keys = set(((planned >= _PLANS_PER_ORIENTATION) * ratios
+                       + planned % _PLANS_PER_ORIENTATION
+                       // _RESIZE_CASES).tolist())
+    filter_keys = set((planned % _RESIZE_CASES).tolist())
+    if not planned.size or listed[0] < 0:
+      decode_keys.add(2 * ratios)
+      filter_keys.add(_RESIZE_CASES)
+
   # Two switches in sequence (decode, then filter), neither nested: one
   # switch whose branches decode and resize ran ~1.2x slower in the tf.data
   # map function.
-  def jpeg(ratio, oriented):
-    def decode():
-      pixels = tf.io.decode_jpeg(image_bytes, channels=3, ratio=ratio)
-      if oriented:  # the upright branches skip the transpose's ops
+  def decode(key):
+    if key == 2 * ratios:  # parse: decoded below
+      return lambda: tf.zeros([0, 0, 3], tf.uint8)
+    def decode_it():
+      pixels = tf.io.decode_jpeg(image_bytes, channels=3,
+                                 ratio=image_graph.JPEG_RATIOS[key % ratios])
+      if key >= ratios:  # the upright branches skip the transpose's ops
         pixels = image_graph.orient_tf(pixels, orientation)
       return pixels
-    return decode
+    return decode_it
 
-  ratios = len(image_graph.JPEG_RATIOS)
-  pixels = tf.switch_case(
-      tf.where(parse, 2 * ratios,
-               tf.where(orientation > 1, ratios, 0) + ratio_index),
-      [jpeg(r, oriented) for oriented in (False, True)
-       for r in image_graph.JPEG_RATIOS]
-      + [lambda: tf.zeros([0, 0, 3], tf.uint8)])  # parse: decoded below
+  pixels = _switch_tf(tf.where(parse, 2 * ratios,
+                               tf.where(orientation > 1, ratios, 0)
+                               + ratio_index), decode_keys, decode)
   pixels.set_shape([None, None, 3])
 
   def resized(case):
+    if case == _RESIZE_CASES:
+      return parsed
     def resize_it():
       image = _resize_by_case_tf(pixels, size, case)
       # From uint8 through convex filters: already in [0, 255].
@@ -353,10 +398,8 @@ def decode_planned_tf(image_bytes: tf.Tensor, plan, size,
     return _decode_resized_tf(image_bytes, lambda _: (size, True),
                               max_pixels, scale)
 
-  image = tf.switch_case(tf.where(parse, _RESIZE_CASES,
-                                  plan % _RESIZE_CASES),
-                         [resized(c) for c in range(_RESIZE_CASES)]
-                         + [parsed])
+  image = _switch_tf(tf.where(parse, _RESIZE_CASES, plan % _RESIZE_CASES),
+                     filter_keys, resized)
   static = tf.get_static_value(size)
   image.set_shape([None, None, 3] if static is None
                   else [int(static[0]), int(static[1]), 3])

@@ -39,7 +39,6 @@ from nima_enhance.data.image_resize import decode_plan_tf  # pylint: disable=unu
 from nima_enhance.data.image_resize import decode_planned_tf  # pylint: disable=unused-import
 from nima_enhance.data.image_resize import decode_resized_tf  # pylint: disable=unused-import
 from nima_enhance.data.image_resize import max_side_size_tf  # pylint: disable=unused-import
-from nima_enhance.data.image_resize import mirrored_plan_tf  # pylint: disable=unused-import
 from nima_enhance.data.image_resize import PARSE_PLAN  # pylint: disable=unused-import
 from nima_enhance.data.image_resize import resize_max_side_tf  # pylint: disable=unused-import
 from nima_enhance.data.image_resize import resize_tf
