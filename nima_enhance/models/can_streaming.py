@@ -189,9 +189,7 @@ def _append_rows(buf, lo, rows, start, stop, height, pad):
   the `pad` rows mirrored above row 0 are stored too (rows -pad .. -1), and
   with its last rows the `pad` rows mirrored below it, so that the next layer
   reads its padded input as a slice (`_buffer_rows`) instead of gathering it.
-  That needs the pad's source rows in this band (and pad <= height). A
-  buffer that is still empty takes `rows` as it is, and no rows leave it as
-  it is (no copy).
+  That needs the pad's source rows in this band (and pad <= height).
 
   Returns:
     (new buffer, its first row index).
@@ -207,13 +205,10 @@ def _append_rows(buf, lo, rows, start, stop, height, pad):
   bottom_rows = tf.where(bottom, pad, 0)
   above = tf.reverse(rows[:top_rows], [0])
   below = tf.reverse(rows[count - bottom_rows:], [0])
-  alone = tf.logical_and(tf.shape(buf)[0] == 0,
-                         tf.logical_not(tf.logical_or(top, bottom)))
-  new_buf = tf.case(
-      [(count == 0, lambda: tf.identity(buf)),
-       (alone, lambda: tf.identity(rows))],
-      default=lambda: tf.concat([buf, above, rows, below], axis=0),
-      exclusive=False)
+  # Always a fresh concat, even of nothing new: the kept rows were sliced
+  # from the previous buffer, and only a copy lets that allocation go
+  # (passing the slice on measured +0.57 GB at 48 MP in the SavedModel).
+  new_buf = tf.concat([buf, above, rows, below], axis=0)
   return new_buf, tf.where(top, -top_rows, lo)
 
 

@@ -1,7 +1,7 @@
 """CAN enhancer inference benchmark: GFLOP/s versus a plain 3x3 conv, peak memory.
 
     python tools/benchmarks/can_inference.py [--rounds 2] [--sizes 1200x1600,3000x4000]
-        [--ratio_only]
+        [--ratio_only] [--layer_profile]
 
 The CAN is `build_can()` with the paper's defaults (width 32, ten layers,
 dilations 1..256 and a final 1x1; identity initialisation), run the way the
@@ -26,6 +26,11 @@ Targets (docs/architecture.md, "Benchmarks"; issue 8):
   * a 12 MP image enhanced in one piece within 6 GB peak memory (growth of the
     process's peak resident set during the one-piece pass, on CPU; the
     device's peak on GPU).
+
+`--layer_profile` prints where the CAN's time goes: CPU seconds of each
+dilated layer (conv + bias + leaky ReLU on its padded input, with oneDNN as
+the band schedule runs it, and under XLA) and of the SymmetricPad2D gather,
+against the plain conv (docs/can_streaming.md, "Speed").
 
 Bounded memory (issue 12), `--bounded`:
 
@@ -353,6 +358,53 @@ def bounded(args):
   return summary
 
 
+def layer_profile(args):
+  """CPU seconds of each 3x3 layer's convolution vs the plain conv.
+
+  Per dilation d of build_can(): conv + bias + leaky ReLU on the input
+  padded by d (VALID, as the band schedule runs it: oneDNN, fused by
+  grappler), the same under XLA, and the whole-image SymmetricPad2D. Best of
+  --rounds, at the first of --sizes.
+  """
+  from nima_enhance.models.layers import SymmetricPad2D  # pylint: disable=g-import-not-at-top
+  height, width = (int(v) for v in args.sizes.split(",")[0].split("x"))
+  rng = np.random.default_rng(0)
+
+  def best_cpu(fn, x):
+    fn(x).numpy()
+    best = float("inf")
+    for _ in range(max(2, args.rounds)):
+      start = time.process_time()
+      fn(x).numpy()
+      best = min(best, time.process_time() - start)
+    return best
+
+  kernel = tf.constant(rng.normal(0, 0.1, (3, 3, 32, 32)).astype(np.float32))
+  bias = tf.constant(rng.normal(0, 0.1, 32).astype(np.float32))
+  maps = tf.constant(rng.random((1, height, width, 32), np.float32))
+  plain = best_cpu(tf.function(lambda x: tf.nn.conv2d(x, kernel, 1, "SAME")),
+                   maps)
+  print(f"Per-layer CPU seconds at {height}x{width} (32 -> 32 maps; plain "
+        f"3x3 conv {plain:.3f} s): conv + bias + leaky ReLU on the padded "
+        "input, without and with XLA, and the SymmetricPad2D gather")
+  rows = []
+  for d in can.paper_dilations():
+    padded = tf.constant(rng.random((1, height + 2 * d, width + 2 * d, 32),
+                                    np.float32))
+    layer = lambda x, d=d: tf.nn.leaky_relu(tf.nn.bias_add(
+        tf.nn.conv2d(x, kernel, 1, "VALID", dilations=d), bias), 0.2)
+    onednn = best_cpu(tf.function(layer), padded)
+    xla = best_cpu(tf.function(layer, jit_compile=True), padded)
+    pad = best_cpu(tf.function(lambda x, d=d: SymmetricPad2D(d)(x)), maps)
+    del padded
+    rows.append({"dilation": d, "onednn_cpu_s": onednn, "xla_cpu_s": xla,
+                 "pad_cpu_s": pad})
+    print(f"  d={d:3d}: oneDNN {onednn:.3f} s ({onednn / plain:.2f}x plain), "
+          f"XLA {xla:.3f} s ({xla / plain:.2f}x), pad {pad:.3f} s",
+          flush=True)
+  return {"plain_cpu_s": plain, "layers": rows}
+
+
 def _mixing_can():
   """build_can() with weights far from the identity (no trained CAN here)."""
   model = can.build_can(init_noise=0.02, seed=1)
@@ -517,6 +569,9 @@ def main():
   parser.add_argument("--ratio_only", action="store_true",
                       help="the GFLOP/s rows at --sizes only (no issue-12 "
                            "figures; for iterating on the CAN's speed)")
+  parser.add_argument("--layer_profile", action="store_true",
+                      help="CPU seconds per 3x3 layer (oneDNN vs XLA, pad) "
+                           "at the first of --sizes")
   parser.add_argument("--precision_compare", action="store_true",
                       help="bfloat16 vs float32: speed and error on photos")
   import record  # pylint: disable=import-outside-toplevel  (beside this file)
@@ -524,9 +579,12 @@ def main():
   args = parser.parse_args()
   if args.quick:  # a smoke pass: one small size, the ratio rows only
     args.sizes, args.rounds = "240x320", 2
-    args.bounded = args.precision_compare = False
+    args.bounded = args.precision_compare = args.layer_profile = False
   if args.precision_compare:
     precision_compare(args)
+    return
+  if args.layer_profile:
+    layer_profile(args)
     return
   if args.bounded:
     bounded(args)
