@@ -69,7 +69,7 @@ def _resize_values_tf(image: tf.Tensor, size) -> tf.Tensor:
       image = _box_shrink_tf(tf.cast(image, tf.float32), pre[0], pre[1])
     now = image.shape[-3:-1]
     if any(int(n) >= 2 * int(s) for n, s in zip(now, static_size)):
-      return tf.image.resize(image, size, method="bilinear", antialias=True)
+      return _triangle_tf(image, size)
     return _pair_bilinear_tf(image, size, *[
         2 * int(n) >= 3 * int(s) for n, s in zip(now, static_size)])
   # One switch over the cases (nested conds in a tf.data map function
@@ -120,6 +120,51 @@ def _pair_bilinear_tf(image: tf.Tensor, size, rows: bool,
       resized)
 
 
+def _triangle_rows_tf(image: tf.Tensor, height) -> tf.Tensor:
+  """The triangle filter along axis 1 only: [b, h, w, c] -> [b, height, w, c].
+
+  Each row of w * c values is one pixel of w * c channels in an image one
+  pixel wide, so ScaleAndTranslate runs its fast pass (a weighted sum of
+  whole rows, vectorised) and its per-pixel column pass does nothing (one
+  tap of weight 1: the same values).
+  """
+  shape = tf.shape(image)
+  rows = tf.reshape(image, tf.stack([shape[0], shape[1], 1,
+                                     shape[2] * shape[3]]))
+  rows = tf.image.resize(rows, tf.stack([height, 1]), method="bilinear",
+                         antialias=True)
+  return tf.reshape(rows, tf.stack([shape[0], height, shape[2], shape[3]]))
+
+
+def _triangle_tf(image: tf.Tensor, size) -> tf.Tensor:
+  """`tf.image.resize(antialias=True)` ([..., h, w, c] -> float32), faster.
+
+  The same pixels (bit for bit, tests/test_image_resize.py): the triangle
+  filter is separable and ScaleAndTranslate filters the rows first, then
+  the columns, but its column pass loops over single pixels of 3 channels.
+  Here both passes are its row pass (`_triangle_rows_tf`), the columns
+  after a transpose. Measured on one core from uint8 (tf.function, 50
+  calls): 500x750 -> 256x256 ~0.7 ms against ~1.75, 1512x2016 (a 12 MP
+  JPEG at 1/2) -> 480x640 ~4.5 ms against ~11.4.
+  """
+  image = tf.convert_to_tensor(image)
+  if image.dtype not in (tf.float32, tf.uint8):  # uint8: read by the op
+    image = tf.cast(image, tf.float32)
+  size = tf.cast(size, tf.int32)
+  shape = tf.shape(image)
+  batch = tf.reshape(image, tf.concat([[-1], shape[-3:]], 0))
+  rows = _triangle_rows_tf(batch, size[0])
+  cols = _triangle_rows_tf(tf.transpose(rows, [0, 2, 1, 3]), size[1])
+  out = tf.reshape(tf.transpose(cols, [0, 2, 1, 3]),
+                   tf.concat([shape[:-3], size, shape[-1:]], 0))
+  static = tf.get_static_value(size)
+  if image.shape.rank is not None:
+    out.set_shape(image.shape[:-3].concatenate(
+        [None, None] if static is None else [int(v) for v in static])
+                  .concatenate(image.shape[-1:]))
+  return out
+
+
 def _resize_by_case_tf(image: tf.Tensor, size: tf.Tensor,
                        case: int) -> tf.Tensor:
   """Filter `case` (`_resize_case_tf`) of the rule, no branch (float32 out).
@@ -132,15 +177,14 @@ def _resize_by_case_tf(image: tf.Tensor, size: tf.Tensor,
   if case < 4:
     return _pair_bilinear_tf(image, size, bool(case & 1), bool(case & 2))
   if case == 4:
-    return tf.image.resize(tf.cast(image, tf.float32), size,
-                           method="bilinear", antialias=True)
+    return _triangle_tf(image, size)
   pre = tf.maximum(n // size // 2, 1)
   shrunk = _box_shrink_tf(tf.cast(image, tf.float32), pre[0], pre[1])
-  if shape.rank is not None:  # tf.image.resize needs the rank
+  if shape.rank is not None:
     shrunk.set_shape(shape[:-3].concatenate([None, None]).concatenate(
         shape[-1:]))
   # Every axis shrunk by >= 4 is left with a factor in [2, 3).
-  return tf.image.resize(shrunk, size, method="bilinear", antialias=True)
+  return _triangle_tf(shrunk, size)
 
 
 def resize_tf(image: tf.Tensor, size) -> tf.Tensor:
@@ -150,8 +194,8 @@ def resize_tf(image: tf.Tensor, size) -> tf.Tensor:
   - f >= 4: an integer box pre-shrink averages floor(f / 2) pixels (one
     cheap pass), leaving a factor below 4;
   - then, if an axis still shrinks by >= 2: the triangle filter of
-    `tf.image.resize(antialias=True)` (ScaleAndTranslate; on an image
-    already shrunk, so its cost is small);
+    `tf.image.resize(antialias=True)` (ScaleAndTranslate, its pixels run
+    as two row passes: `_triangle_tf`, ~2.5x faster for an AVA photo);
   - else bilinear, after the mean of each two neighbouring pixels along
     the axes with f in [1.5, 2) (where bilinear's two taps alias
     visibly): a 3-tap filter close to the triangle at the cost of one add
