@@ -1,6 +1,6 @@
 """CAN enhancer inference benchmark: GFLOP/s versus a plain 3x3 conv, peak memory.
 
-    python tools/benchmarks/can_inference.py [--rounds 2] [--sizes 1200x1600,3000x4000]
+    python tools/benchmarks/can_inference.py [--rounds 3] [--sizes 1200x1600,3000x4000]
         [--ratio_only] [--layer_profile]
 
 The CAN is `build_can()` with the paper's defaults (width 32, ten layers,
@@ -168,7 +168,13 @@ def can_flops(model, height, width):
 
 
 def _run(fn, x):
-  """(wall seconds, process CPU seconds) of fn(x), result copied out."""
+  """(wall seconds, process CPU seconds) of fn(x), result copied out.
+
+  Starts after a short pause: thread pools spin for a while after their
+  work ends (the previous run's would take CPU from this one: the band
+  schedule timed right after the XLA pass measured 8% more CPU seconds).
+  """
+  time.sleep(0.3)
   start, start_cpu = time.perf_counter(), time.process_time()
   out = fn(x)
   if hasattr(out, "numpy"):
@@ -549,7 +555,7 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--sizes", default="1200x1600,3000x4000",
                       help="HxW sizes, comma-separated")
-  parser.add_argument("--rounds", type=int, default=2,
+  parser.add_argument("--rounds", type=int, default=3,
                       help="alternating CAN / plain conv rounds per size")
   parser.add_argument("--jit_compile", default=True,
                       action=argparse.BooleanOptionalAction,
