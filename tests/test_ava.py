@@ -7,6 +7,7 @@ import pytest
 
 from nima_enhance.data import ava
 from nima_enhance.data import synthetic
+from resize_reference import np_bilinear
 
 _LINE = "1 953619 0 1 5 17 38 36 15 6 5 1 1 22 1396\n"
 
@@ -228,17 +229,6 @@ def test_training_reader_sees_the_scoring_pixels(tmp_path, real_photo):
       assert fast.min() >= 0.0 and fast.max() <= 255.0
 
 
-def _np_bilinear(x, n_out, axis):
-  """numpy bilinear resampling along one axis (half-pixel centres, edges
-  clamped): the reference for the rule's plain bilinear."""
-  n_in = x.shape[axis]
-  src = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
-  lo = np.floor(src).astype(int)
-  hi = np.minimum(lo + 1, n_in - 1)
-  w = (src - lo).reshape([-1 if a == axis else 1 for a in range(x.ndim)])
-  return np.take(x, lo, axis) * (1 - w) + np.take(x, hi, axis) * w
-
-
 def _rule_reference(data, size):
   """An independent reference of the reading rule for a JPEG (x255): the
   libjpeg scale from the upright size (the largest of 1, 2, 4, 8 with both
@@ -264,7 +254,7 @@ def _rule_reference(data, size):
     if 2 * n >= 3 * size[axis]:
       pixels = (np.take(pixels, range(n - 1), axis)
                 + np.take(pixels, range(1, n), axis)) / 2
-  return _np_bilinear(_np_bilinear(pixels, size[0], 0), size[1], 1)
+  return np_bilinear(np_bilinear(pixels, size[0], 0), size[1], 1)
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from nima_enhance.data import image_resize
 from nima_enhance.data import images
+from resize_reference import np_bilinear
 
 
 def test_resize_max_side():
@@ -32,17 +33,6 @@ def test_box_pre_shrink_is_an_exact_block_average(real_photo):
                              atol=1e-5)
 
 
-def _np_bilinear(x, n_out, axis):
-  """numpy bilinear resampling along one axis (half-pixel centres, edges
-  clamped), the reference for tf.image.resize(method="bilinear")."""
-  n_in = x.shape[axis]
-  src = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
-  lo = np.floor(src).astype(int)
-  hi = np.minimum(lo + 1, n_in - 1)
-  w = (src - lo).reshape([-1 if a == axis else 1 for a in range(x.ndim)])
-  return np.take(x, lo, axis) * (1 - w) + np.take(x, hi, axis) * w
-
-
 def _np_pairs(x, axis):
   """Means of each two neighbouring pixels along `axis` (n - 1 of them)."""
   n = x.shape[axis]
@@ -56,7 +46,7 @@ def test_resize_step_rule_per_factor(real_photo):
   photo = real_photo[:300, :300]
   # 300 -> 201 (1.49x): plain bilinear on both axes.
   np.testing.assert_allclose(images.resize(photo, (201, 201)),
-                             _np_bilinear(_np_bilinear(photo, 201, 0), 201, 1),
+                             np_bilinear(np_bilinear(photo, 201, 0), 201, 1),
                              atol=5e-5)
   # 300 -> 200 rows (1.5x: pairs), 250 columns (1.2x: plain); 151 (1.99x,
   # pairs on both axes); 420 columns (an enlargement: plain).
@@ -67,7 +57,7 @@ def test_resize_step_rule_per_factor(real_photo):
     want = _np_pairs(want, 1) if cols else want
     np.testing.assert_allclose(
         images.resize(photo, size),
-        _np_bilinear(_np_bilinear(want, size[0], 0), size[1], 1),
+        np_bilinear(np_bilinear(want, size[0], 0), size[1], 1),
         atol=5e-5, err_msg=str(size))
   # 300 -> 150 rows (2x: the triangle filter, on both axes).
   np.testing.assert_allclose(
