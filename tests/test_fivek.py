@@ -127,3 +127,59 @@ def test_tiff_inputs_and_evaluation_at_original_size(tmp_path, real_photo):
   np.testing.assert_allclose(source[0], image, atol=1e-4)
   [(name, source, target)] = list(fivek.iterate_pairs(pairs))
   assert name == "t" and source.shape == target.shape == (21, 37, 3)
+
+
+def test_planned_reads_equal_the_graph_parse_and_the_reference(tmp_path,
+                                                               real_photo):
+  """find_pairs reads headers on the host; make_train_dataset then plans
+  every decode (no header parse in the graph). Same pixels as the pairs
+  without headers (parsed in the graph) and as read_image + resize, for a
+  1/2-scale JPEG, an EXIF-6 JPEG, a small (unresized) JPEG and a 16-bit
+  grey+alpha target; a target of another size falls back to the parse."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  root = str(tmp_path)
+  os.makedirs(os.path.join(root, "input"))
+  pil = Image.fromarray((real_photo * 255).astype(np.uint8))
+  exif = Image.Exif()
+  exif[0x0112] = 6
+  for name, size, kwargs in (("big", (130, 90), {}),
+                             ("rotated", (70, 50), {"exif": exif}),
+                             ("small", (30, 20), {})):
+    path = os.path.join(root, "input", f"{name}.jpg")
+    pil.resize(size, Image.BICUBIC).save(path, quality=90, **kwargs)
+    upright = images.read_image(path)
+    target = 1.0 - upright
+    if name == "small":  # grey + alpha, composited over white when read
+      target = np.stack([target[..., 0], upright[..., 1]], -1)
+    os.makedirs(os.path.join(root, "local_laplacian"), exist_ok=True)
+    tf.io.write_file(os.path.join(root, "local_laplacian", f"{name}.png"),
+                     tf.io.encode_png(images.quantize(target, 16)))
+  pairs, report = fivek.find_pairs(root, "local_laplacian", "all")
+  assert pairs.names == ["big", "rotated", "small"], report.summary()
+  assert pairs.input_headers[:, 0].tolist() == [1, 1, 1]
+  assert pairs.input_headers[1].tolist() == [1, 50, 70, 6]
+  input_plans, target_plans, sizes = fivek._pair_plans(pairs, 40)  # pylint: disable=protected-access
+  assert sizes.tolist() == [[28, 40], [40, 29], [20, 30]]
+  assert input_plans[0] % 24 // 6 == 1  # the 1/2 decode
+  assert (target_plans >= images.PNG_PLANS).all()
+  bare = fivek.Pairs(pairs.names, pairs.inputs, pairs.targets)
+
+  def batches(p):
+    return [(s[0].numpy(), t[0].numpy()) for s, t in
+            fivek.make_train_dataset(p, max_side=40, seed=2).take(3)]
+
+  for (source, target), (want_s, want_t) in zip(batches(pairs),
+                                                batches(bare)):
+    np.testing.assert_allclose(source, want_s, atol=1e-5)
+    np.testing.assert_allclose(target, want_t, atol=1e-5)
+    name = pairs.names[[s.tolist() for s in sizes].index(
+        list(source.shape[:2]))]
+    i = pairs.names.index(name)
+    for got, path in ((source, pairs.inputs[i]), (target, pairs.targets[i])):
+      np.testing.assert_allclose(got, images.read_image(path, max_side=40),
+                                 atol=2e-5, err_msg=path)
+  # A target of another size than its input: no plan (the graph matches).
+  tf.io.write_file(pairs.targets[0], tf.io.encode_png(
+      images.quantize(np.zeros((9, 13, 3), np.float32), 16)))
+  again, _ = fivek.find_pairs(root, "local_laplacian", "all")
+  assert fivek._pair_plans(again, 40) is None  # pylint: disable=protected-access

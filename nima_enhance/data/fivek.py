@@ -15,17 +15,20 @@ pairs at their original size.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import os
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from absl import logging
 import gin
+import numpy as np
 import tensorflow as tf
 
 from nima_enhance import config
 from nima_enhance.data import image_check
 from nima_enhance.data import image_files
+from nima_enhance.data import image_headers
 from nima_enhance.data import images
 from nima_enhance.data import splits
 
@@ -54,9 +57,50 @@ class Pairs:
   names: List[str]
   inputs: List[str]
   targets: List[str]
+  # int64 [n, 4] each, or None: the files' headers as `with_headers` read
+  # them on the host (format id, stored height, width, EXIF orientation; a
+  # zero format: unknown). `make_train_dataset` plans each pair's decode
+  # from them instead of parsing both headers in the graph.
+  input_headers: Optional[np.ndarray] = None
+  target_headers: Optional[np.ndarray] = None
 
   def __len__(self) -> int:
     return len(self.names)
+
+
+# Bytes read for a header: past a JPEG's EXIF segment (at most 64 KiB) in
+# most photos; a header beyond them is read from the whole file.
+_HEADER_PREFIX = 1 << 16
+
+
+def _header_fields(path: str) -> List[int]:
+  """[format id, stored height, width, EXIF orientation]; zeros if unreadable."""
+  try:
+    with open(path, "rb") as f:
+      data = f.read(_HEADER_PREFIX)
+      try:
+        header = image_headers.read_header(data)
+      except image_headers.HeaderError:
+        header = image_headers.read_header(data + f.read())
+  except (OSError, image_headers.HeaderError):
+    return [0, 0, 0, 1]
+  return [image_headers.FORMATS.index(header.format), header.height,
+          header.width, header.orientation]
+
+
+def with_headers(pairs: Pairs, num_threads: int = 8) -> Pairs:
+  """A copy of `pairs` carrying every file's header, read on the host.
+
+  `find_pairs` calls it; the training graph then parses no header (in a
+  tf.data map function the parse's small ops and branches cost as much as
+  a third of decoding an AVA-size JPEG).
+  """
+  with concurrent.futures.ThreadPoolExecutor(num_threads) as pool:
+    fields = list(pool.map(_header_fields,
+                           list(pairs.inputs) + list(pairs.targets)))
+  rows = np.asarray(fields, np.int64).reshape(2, len(pairs), 4)
+  return Pairs(list(pairs.names), list(pairs.inputs), list(pairs.targets),
+               rows[0], rows[1])
 
 
 def _input_files(data_dir: str,
@@ -167,7 +211,7 @@ def find_pairs(data_dir: str, target: str, split: str = "train",
     pairs.inputs.append(input_path)
     pairs.targets.append(target_path)
   report.found = len(pairs)
-  return pairs, report
+  return with_headers(pairs), report
 
 
 def _manifest_file(data_dir: str, cache_dir: Optional[str]) -> Optional[str]:
@@ -232,6 +276,49 @@ def _random_crop_pair(source, target, crop_size, seed):
   return stacked[..., :3], stacked[..., 3:]
 
 
+def _pair_plans(pairs: Pairs, max_side: Optional[int]):
+  """(input plans, target plans, sizes [n, 2]) for planned reads, or None.
+
+  Planned when every header is known, no file is a TIFF and every target
+  has its input's upright size (the usual case; otherwise the graph reads
+  and matches sizes as before): each pair's size is `max_side_size_tf` of
+  the input's upright size (kept when not larger than max_side), the
+  input decoded toward it, the target straight to it
+  (`images.decode_plan_tf`: PNG plans when all inputs, or all targets, are
+  PNGs).
+  """
+  if (not max_side or pairs.input_headers is None
+      or pairs.target_headers is None):
+    return None
+  headers = np.concatenate([pairs.input_headers, pairs.target_headers])
+  if not len(headers) or np.any((headers[:, 0] == 0)
+                                | (headers[:, 0] == image_headers.TIFF)):
+    return None
+  def upright(h):
+    return np.where((h[:, 3] >= 5)[:, None], h[:, 2:0:-1], h[:, 1:3])
+  source = upright(pairs.input_headers)
+  if not np.array_equal(source, upright(pairs.target_headers)):
+    return None
+  sizes = np.where((source.max(axis=1) > max_side)[:, None],
+                   images.max_side_size_tf(source[:, 0], source[:, 1],
+                                           max_side).numpy().T, source)
+  sizes = sizes.astype(np.int32)
+  def plans(headers):
+    planned = images.decode_plan_tf(headers, sizes, png=True).numpy()
+    if np.any(planned < images.PNG_PLANS):  # PNG plans go alone
+      planned = images.decode_plan_tf(headers, sizes).numpy()
+    return planned
+  return plans(pairs.input_headers), plans(pairs.target_headers), sizes
+
+
+def _planned_read(plans: np.ndarray):
+  """(bytes, plan, size) -> image read by `images.decode_planned_tf`."""
+  listed = np.unique(plans)
+  all_planned = bool(np.all(listed != images.PARSE_PLAN))
+  return lambda data, plan, size: images.decode_planned_tf(
+      data, plan, size, all_planned=all_planned, plans=listed)
+
+
 @dataclasses.dataclass
 class EncodedPairs:
   """Training pairs held as encoded bytes in records (the TFDS path).
@@ -290,10 +377,23 @@ def make_train_dataset(pairs: Union[Pairs, EncodedPairs], batch_size: int = 1,
     raise config.ConfigError(
         f"batch size {batch_size} needs equal image sizes: set "
         "make_train_dataset.crop_size=(h, w) or use batch size 1")
+  planned = (None if isinstance(pairs, EncodedPairs)
+             else _pair_plans(pairs, max_side))
   if isinstance(pairs, EncodedPairs):
     dataset = pairs.make_dataset(input_context, seed)  # already sharded
     buffer = min(len(pairs), record_shuffle_buffer)
     read = lambda b: images.decode_max_side_tf(b, max_side)  # pylint: disable=unnecessary-lambda-assignment
+  elif planned is not None:
+    # Headers read on the host (`with_headers`): each file's decode and
+    # filter are planned, both files decoded straight to the pair's size.
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (pairs.inputs, pairs.targets) + planned)
+    if input_context is not None and input_context.num_input_pipelines > 1:
+      dataset = dataset.shard(input_context.num_input_pipelines,
+                              input_context.input_pipeline_id)
+    buffer = len(pairs)
+    read_input, read_target = _planned_read(planned[0]), _planned_read(
+        planned[1])
   else:
     dataset = tf.data.Dataset.from_tensor_slices((pairs.inputs, pairs.targets))
     if input_context is not None and input_context.num_input_pipelines > 1:
@@ -307,6 +407,13 @@ def make_train_dataset(pairs: Union[Pairs, EncodedPairs], batch_size: int = 1,
   if start_example:
     dataset = dataset.skip(start_example)
 
+  def crop(source, target):
+    if crop_size:
+      source, target = _random_crop_pair(source, target,
+                                         tuple(int(c) for c in crop_size),
+                                         seed)
+    return source, target
+
   def load(input_file, target_file):
     source = read(input_file)  # largest side <= max_side
     target = read(target_file)
@@ -314,11 +421,14 @@ def make_train_dataset(pairs: Union[Pairs, EncodedPairs], batch_size: int = 1,
     target = tf.cond(tf.reduce_all(tf.shape(target) == tf.shape(source)),
                      lambda: target,
                      lambda: images.resize_tf(target, tf.shape(source)[:2]))
-    if crop_size:
-      source, target = _random_crop_pair(source, target,
-                                         tuple(int(c) for c in crop_size),
-                                         seed)
-    return source, target
+    return crop(source, target)
+
+  def load_planned(input_file, target_file, input_plan, target_plan, size):
+    return crop(read_input(tf.io.read_file(input_file), input_plan, size),
+                read_target(tf.io.read_file(target_file), target_plan, size))
+
+  if planned is not None:
+    load = load_planned  # pylint: disable=function-redefined
 
   dataset = dataset.map(load, num_parallel_calls=num_parallel_calls)
   # find_pairs decoded every file; one that changed since must not end a run.

@@ -65,14 +65,17 @@ JPEG_RATIOS = (1, 2, 4, 8)
 
 
 def _jpeg_scale_index(height, width, target_size) -> tf.Tensor:
-  """Index into JPEG_RATIOS of `jpeg_ratio_tf` (int32 scalar)."""
+  """Index into JPEG_RATIOS of `jpeg_ratio_tf` (int32, height's shape).
+
+  `target_size` is [2] or, for many photos at once, [..., 2] like height.
+  """
   target = tf.cast(tf.convert_to_tensor(target_size), tf.int32)
   height, width = tf.cast(height, tf.int32), tf.cast(width, tf.int32)
-  index = tf.constant(0, tf.int32)
+  index = tf.zeros_like(height)
   for i, r in enumerate(JPEG_RATIOS[1:], start=1):
-    fits = (height >= r * target[0]) & (width >= r * target[1])
+    fits = (height >= r * target[..., 0]) & (width >= r * target[..., 1])
     index = tf.where(fits, i, index)
-  return tf.where(tf.reduce_all(target > 0), index, 0)
+  return tf.where(tf.reduce_all(target > 0, -1), index, 0)
 
 
 def jpeg_ratio_tf(height, width, target_size) -> tf.Tensor:

@@ -300,18 +300,25 @@ def decode_resized_tf(image_bytes: tf.Tensor, size,
 # than decoding an AVA-size JPEG (tools/benchmarks/input_pipeline.py).
 PARSE_PLAN = -1  # the plan of a file decoded through the in-graph parse
 _PLANS_PER_ORIENTATION = len(image_graph.JPEG_RATIOS) * _RESIZE_CASES
+# PNG plans (`decode_plan_tf(png=True)`) follow the 8 orientations' JPEG
+# plans: PNG_PLANS + filter.
+PNG_PLANS = 8 * _PLANS_PER_ORIENTATION
 
 
-def decode_plan_tf(header, size, max_pixels: Optional[int] = None
-                  ) -> tf.Tensor:
+def decode_plan_tf(header, size, max_pixels: Optional[int] = None,
+                   png: bool = False) -> tf.Tensor:
   """How `decode_planned_tf` reads files of known headers (int32 [...]).
 
   Args:
     header: int [..., 4]: format id (`image_headers.FORMATS`), stored height
       and width, EXIF orientation, as `image_headers.header_tf` gives them.
       A format of 0 means unknown.
-    size: (height, width) the images are resized to.
+    size: (height, width) the images are resized to: int [2] for all, or
+      [..., 2] per file (e.g. each photo's `max_side_size_tf`).
     max_pixels: pixel limit (default: `get_max_pixels()` when traced).
+    png: PNGs that pass the checks get a PNG plan (`PNG_PLANS` + the
+      filter for their size) instead of `PARSE_PLAN`; `decode_planned_tf`
+      reads them only when its `plans` are all PNG plans.
 
   Returns:
     For a JPEG that passes the header checks, (orientation - 1) *
@@ -333,11 +340,15 @@ def decode_plan_tf(header, size, max_pixels: Optional[int] = None
   ratio = tf.gather(tf.constant(image_graph.JPEG_RATIOS, tf.int32),
                     ratio_index)[..., None]
   case = _resize_case_tf((upright + ratio - 1) // ratio, size)
-  ok = (tf.equal(fmt, image_headers.JPEG) & (height > 0) & (width > 0)
-        & (height * width <= limit) & (orientation >= 1) & (orientation <= 8))
+  sane = ((height > 0) & (width > 0) & (height * width <= limit)
+          & (orientation >= 1) & (orientation <= 8))
   plan = (tf.cast(orientation - 1, tf.int32) * _PLANS_PER_ORIENTATION
           + ratio_index * _RESIZE_CASES + case)
-  return tf.where(ok, plan, PARSE_PLAN)
+  plan = tf.where(tf.equal(fmt, image_headers.JPEG) & sane, plan, PARSE_PLAN)
+  if png:  # no reduced decode, never oriented (a PNG has no EXIF here)
+    png_plan = PNG_PLANS + _resize_case_tf(upright, size)
+    plan = tf.where(tf.equal(fmt, image_headers.PNG) & sane, png_plan, plan)
+  return plan
 
 
 def _switch_tf(key: tf.Tensor, keys, branch_of):
@@ -385,6 +396,15 @@ def decode_planned_tf(image_bytes: tf.Tensor, plan, size,
   """
   size = tf.cast(size, tf.int32)
   plan = tf.cast(plan, tf.int32)
+  if plans is not None:
+    listed = np.unique(np.asarray(plans, np.int64))
+    png = listed >= PNG_PLANS
+    if png.all() and png.size:
+      return _decode_planned_png_tf(image_bytes, plan, size, scale,
+                                    (listed - PNG_PLANS).tolist())
+    if png.any():
+      raise ValueError("PNG plans cannot share a decode_planned_tf with "
+                       "other plans")
   parse = plan < 0
   plan = tf.maximum(plan, 0)
   orientation = plan // _PLANS_PER_ORIENTATION + 1
@@ -448,6 +468,31 @@ def decode_planned_tf(image_bytes: tf.Tensor, plan, size,
   image.set_shape([None, None, 3] if static is None
                   else [int(static[0]), int(static[1]), 3])
   return image
+
+
+def _decode_planned_png_tf(image_bytes: tf.Tensor, plan: tf.Tensor, size,
+                           scale: float, cases) -> tf.Tensor:
+  """`decode_planned_tf` of PNG plans (`cases`: their filters, static).
+
+  The PNG branch of `decode_image_tf` (all channels at 16 bits, alpha over
+  white) without the header parse, then the planned filter.
+  """
+  image = tf.cast(tf.io.decode_png(image_bytes, channels=0, dtype=tf.uint16),
+                  tf.float32) / 65535.0
+  image = image_graph._to_rgb_tf(image)  # pylint: disable=protected-access
+  image.set_shape([None, None, 3])
+
+  def resized(case):
+    def resize_it():
+      out = _resize_by_case_tf(image, size, case)
+      return out if scale == 1.0 else out * scale
+    return resize_it
+
+  out = _switch_tf(plan - PNG_PLANS, cases, resized)
+  static = tf.get_static_value(size)
+  out.set_shape([None, None, 3] if static is None
+                else [int(static[0]), int(static[1]), 3])
+  return out
 
 
 def decode_max_side_tf(image_bytes: tf.Tensor,

@@ -40,6 +40,7 @@ from nima_enhance.data.image_resize import decode_planned_tf  # pylint: disable=
 from nima_enhance.data.image_resize import decode_resized_tf  # pylint: disable=unused-import
 from nima_enhance.data.image_resize import max_side_size_tf  # pylint: disable=unused-import
 from nima_enhance.data.image_resize import PARSE_PLAN  # pylint: disable=unused-import
+from nima_enhance.data.image_resize import PNG_PLANS  # pylint: disable=unused-import
 from nima_enhance.data.image_resize import resize_max_side_tf  # pylint: disable=unused-import
 from nima_enhance.data.image_resize import resize_tf
 
