@@ -181,7 +181,11 @@ _MIN_SHARE = 0.4
 # predicts s_true - s_peak on both sides (profile asymmetry, projections'
 # percentiles, share above the peak, saturation, |A|, spread: |r| <= 0.54
 # on the tuning set with the sign flipping on the held-out sets), so no
-# correction was fitted.
+# correction was fitted. The published magnitude steps seen are forms
+# already measured: the haze-lines' exact intersection (Wang & Duan,
+# Optics Express 2022, Pluecker coordinates) is the least-squares point or
+# the 1-D closest-approach vote above; the colour-plane model's (Zhu et
+# al., CVIU 2017: bright pixels alike across depth ranges) is Sulami's.
 # (Experiments: scripts outside the repository on the sets of
 # tools/benchmarks/dehaze.py --airlight_only, 67 cases.)
 
