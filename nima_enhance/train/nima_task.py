@@ -95,13 +95,17 @@ class NimaTask(Task):
     return len(self.ratings)
 
   def dataset(self, input_context, batch_size, start_example, seed):
-    return ava.make_dataset(self.ava_dir, self.ratings, self.preprocessing,
+    # The random flip runs in the step (per_example_loss), on the device.
+    return ava.make_dataset(self.ava_dir, self.ratings,
+                            ava.pipeline_preprocessing(self.preprocessing),
                             batch_size, training=True, seed=seed,
                             start_example=start_example,
                             input_context=input_context)
 
   def per_example_loss(self, model, batch, training):
     pixels, distribution = batch
+    if training:  # the pipeline leaves the flip to the device
+      pixels = ava.flip_batch_tf(pixels, self.preprocessing)
     predicted = model(pixels, training=training)
     loss = losses.emd_loss(distribution, predicted, r=self.emd_r)
     return loss, {"emd_r1": tf.reduce_mean(
@@ -148,6 +152,7 @@ class NimaTfdsTask(NimaTask):
 
   def dataset(self, input_context, batch_size, start_example, seed):
     return self._tfds.ava_train_dataset(
-        self.tfds_data_dir, self.preprocessing, batch_size, seed=seed,
+        self.tfds_data_dir, ava.pipeline_preprocessing(self.preprocessing),
+        batch_size, seed=seed,
         start_example=start_example, input_context=input_context)
 

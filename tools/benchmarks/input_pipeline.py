@@ -1,23 +1,27 @@
 """Training input pipelines against a bare decode_jpeg + bilinear resize.
 
     python tools/benchmarks/input_pipeline.py [--sizes ava,12mp]
-        [--files 48] [--batches 6] [--rounds 3] [--accel_tflops 40]
+        [--files 48] [--batches 12] [--rounds 5] [--accel_tflops 40]
 
 Writes JPEGs (quality 90) made from skimage's bundled photos, upscaled: "ava"
 files of AVA's sizes (500-800 px per side, both orientations) and "12mp"
 files of 3000x4000 / 4000x3000, plus 16-bit PNG targets for the enhancer
-pairs (as prep-targets writes them). Then, in one process and alternating
-each round (best of `--rounds`), it times:
+pairs (as prep-targets writes them). Then, in one process, round after
+round (best of `--rounds`; which side runs first alternates), it times:
 
-- NIMA "paper" mode: `ava.make_dataset(training=True)` (every image to
-  480x640; the files checked first by `ava.check_images`, untimed, as
-  `ava.load_split` does, so their headers come from the manifest) against `read_file -> decode_jpeg -> float -> bilinear resize
-  480x640` of the same files, same parallelism and batch;
+- NIMA "paper" mode: `ava.make_dataset(training=True)` as `NimaTask`
+  builds it (every image to 480x640, shuffled, errors skipped; the files
+  checked first by `ava.check_images`, untimed, as `ava.load_split` does,
+  so their headers come from the manifest; the random flip is not in the
+  pipeline: the training step applies it on the device,
+  `ava.flip_batch_tf`) against `read_file -> decode_jpeg -> float ->
+  bilinear resize 480x640` of the same files, same parallelism and batch;
 - NIMA "crop" mode (256x256 then a random 224x224 crop) against the same
   bare pipeline resizing to 256x256;
-- the enhancer: `fivek.make_train_dataset` (largest side 640, batch 1)
-  against decode_jpeg (input) + decode_png (target) + bilinear resize of both
-  to the same size.
+- the enhancer: `fivek.make_train_dataset` (largest side 640, batch 1; the
+  pairs' headers read first, untimed, as `fivek.find_pairs` does) against
+  decode_jpeg (input) + decode_png (target) + bilinear resize of both to
+  the same size.
 
 Images/s are the pipelines' (all cores, `tf.data.AUTOTUNE`); per core is
 images/s / os.cpu_count(). Each row also gives images per CPU-second of
@@ -139,10 +143,10 @@ def main():
   parser.add_argument("--sizes", default="ava,12mp")
   parser.add_argument("--files", type=int, default=48,
                       help="AVA-size files (12 MP: an eighth of it, >= 4)")
-  parser.add_argument("--batches", type=int, default=6,
+  parser.add_argument("--batches", type=int, default=12,
                       help="timed batches of 32 per NIMA measurement (12 MP: "
                       "a quarter); enhancer: 4x this many pairs")
-  parser.add_argument("--rounds", type=int, default=3)
+  parser.add_argument("--rounds", type=int, default=5)
   parser.add_argument("--accel_tflops", type=float, default=40.0,
                       help="assumed sustained training TFLOP/s of one "
                       "accelerator on MobileNet NIMA")
@@ -174,6 +178,9 @@ def main():
       for mode, size in (("paper", (480, 640)), ("crop", (256, 256))):
         prep = ava.preprocessing_config(
             mode=mode, image_size=(480, 640) if mode == "paper" else (224, 224))
+        # The pipeline NimaTask trains from: its random flip runs in the
+        # training step on the device (ava.flip_batch_tf), not here.
+        prep = ava.pipeline_preprocessing(prep)
         cases.append((f"NIMA {mode}",
                       lambda prep=prep: ava.make_dataset(
                           folder, ratings, prep, BATCH, training=True),
