@@ -153,8 +153,8 @@ def main():
   import record  # pylint: disable=import-outside-toplevel  (beside this file)
   record.add_flags(parser)
   args = parser.parse_args()
-  if args.quick:  # a smoke pass: AVA sizes only, few files, two rounds
-    args.sizes, args.files, args.batches, args.rounds = "ava", 4, 1, 2
+  if args.quick:  # a smoke pass: AVA sizes only, few files, three rounds
+    args.sizes, args.files, args.batches, args.rounds = "ava", 8, 2, 3
   cpus = os.cpu_count()
   rows, cpu_rows = [], []
   with tempfile.TemporaryDirectory(prefix="input_pipeline_bench_") as tmp:
