@@ -26,7 +26,10 @@ round (best of `--rounds`; which side runs first alternates), it times:
 Images/s are the pipelines' (all cores, `tf.data.AUTOTUNE`); per core is
 images/s / os.cpu_count(). Each row also gives images per CPU-second of
 this process (user + system) for both sides: on a shared machine the wall
-ratio swings with other jobs' load, the CPU ratio much less. The cores one accelerator needs for MobileNet
+ratio swings with other jobs' load, the CPU ratio much less; and the
+median over rounds of each round's back-to-back wall ratio (both sides
+under about the same load), steadier than the ratio of the bests when
+one side meets a quiet moment. The cores one accelerator needs for MobileNet
 NIMA at 480x640 come from its FLOPs (`complexity.table2_row`; a training step
 is ~3x the forward FLOPs) at an assumed sustained `--accel_tflops`, divided by
 the NIMA paper pipeline's per-core rate. Target (issue 12): every pipeline
@@ -121,14 +124,16 @@ def _cpu_seconds():
 
 def rate(dataset, batches, per_batch):
   """(images/s, images per CPU-second of this process) over `batches`
-  batches after two warm-up batches.
+  batches after three warm-up batches.
 
   The CPU figure is the one that holds up on a shared machine: other jobs'
   load changes how much wall time the pipeline gets, much less how much
   CPU time each image costs.
   """
   it = iter(dataset)
-  for _ in range(2):
+  # Three batches first: the prefetch buffers fill while the first ones
+  # come, and a short timed run read from them would be counted free.
+  for _ in range(3):
     next(it)
   start, cpu = time.perf_counter(), _cpu_seconds()
   for _ in range(batches):
@@ -154,7 +159,7 @@ def main():
   record.add_flags(parser)
   args = parser.parse_args()
   if args.quick:  # a smoke pass: AVA sizes only, few files, three rounds
-    args.sizes, args.files, args.batches, args.rounds = "ava", 8, 2, 3
+    args.sizes, args.files, args.batches, args.rounds = "ava", 8, 4, 3
   cpus = os.cpu_count()
   rows, cpu_rows = [], []
   with tempfile.TemporaryDirectory(prefix="input_pipeline_bench_") as tmp:
@@ -193,21 +198,27 @@ def main():
                     4 * batches, 1))
       for name, pipeline, bare, n, per in cases:
         best_p = best_b = cpu_p = cpu_b = 0.0
+        round_ratios = []
         for r in range(args.rounds):
           # Alternating which side runs first: neither gets the warmer
           # caches (or the quieter moment) every round.
+          walls = {}
           for side in ((pipeline, bare) if r % 2 == 0 else (bare, pipeline)):
             wall, cpu = rate(side(), n, per)
+            walls[side is pipeline] = wall
             if side is pipeline:
               best_p, cpu_p = max(best_p, wall), max(cpu_p, cpu)
             else:
               best_b, cpu_b = max(best_b, wall), max(cpu_b, cpu)
+          round_ratios.append(walls[True] / walls[False])
         rows.append((kind, name, best_p, best_b))
-        cpu_rows.append((cpu_p, cpu_b))
+        cpu_rows.append((cpu_p, cpu_b, float(np.median(round_ratios))))
         print(f"{kind:<5} {name:<24} pipeline {best_p:7.1f} img/s "
               f"({best_p / cpus:6.1f}/core)  bare {best_b:7.1f} img/s  "
               f"ratio {best_p / best_b:.2f}  (per CPU-second: {cpu_p:.0f} "
-              f"vs {cpu_b:.0f}, ratio {cpu_p / cpu_b:.2f})", flush=True)
+              f"vs {cpu_b:.0f}, ratio {cpu_p / cpu_b:.2f}; median of the "
+              f"rounds' back-to-back ratios {cpu_rows[-1][2]:.2f})",
+              flush=True)
 
   print(f"\n{cpus} CPUs (shared with other jobs; ratios are side by side), "
         f"best of {args.rounds} alternating rounds")
@@ -236,8 +247,9 @@ def main():
                      pipeline_images_per_sec_per_core=p / cpus,
                      bare_images_per_sec_per_core=b / cpus,
                      pipeline_images_per_cpu_sec=cp,
-                     bare_images_per_cpu_sec=cb, cpu_ratio=cp / cb)
-                for (k, n, p, b), (cp, cb) in zip(rows, cpu_rows)],
+                     bare_images_per_cpu_sec=cb, cpu_ratio=cp / cb,
+                     median_round_ratio=mr)
+                for (k, n, p, b), (cp, cb, mr) in zip(rows, cpu_rows)],
        "worst_ratio": worst,
        "cpus": cpus,
        "accelerator": None if args.quick else {
