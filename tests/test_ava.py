@@ -179,6 +179,24 @@ def test_training_dataset_shapes_and_resume(ava_dir):
     np.testing.assert_array_equal(expected, got.numpy())
 
 
+def test_a_file_damaged_after_the_check_is_skipped(tmp_path):
+  """Training drops the batch holding it (map and batch stay fused),
+  evaluation only the file; neither stops."""
+  root = str(tmp_path)
+  synthetic.make_synthetic_ava(root, num_images=12, image_size=(24, 32))
+  ratings, _ = ava.load_split(root, "all")
+  with open(ava.image_path(root, ratings.image_ids[5]), "r+b") as f:
+    f.truncate(300)  # the manifest's plan still says "a whole JPEG"
+  prep = {"mode": "paper", "image_size": [16, 20], "resize_size": 32,
+          "random_flip": False}
+  train = ava.make_dataset(root, ratings, prep, batch_size=4, training=True)
+  shapes = [tuple(pixels.shape) for pixels, _ in train.take(6)]
+  assert shapes == [(4, 16, 20, 3)] * 6
+  evaluation = ava.make_dataset(root, ratings, prep, batch_size=4,
+                                training=False)
+  assert sum(int(labels.shape[0]) for _, labels in evaluation) == 11
+
+
 def test_crop_mode_and_eval_dataset(ava_dir):
   ratings, _ = ava.load_split(ava_dir, "test")
   prep = {"mode": "crop", "image_size": [24, 24], "resize_size": 32,

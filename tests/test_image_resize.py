@@ -154,3 +154,25 @@ def test_triangle_is_tf_antialiased_resize_pixel_for_pixel(real_photo):
       image_resize._resize_by_case_tf(tf.constant(image), (100, 110), 5),  # pylint: disable=protected-access
       tf.image.resize(box, (100, 110), antialias=True).numpy(), rtol=0,
       atol=1e-4)  # margin for the box means' float order (measured: 0)
+
+
+def test_uint8_row_means_equal_the_float_2_tap_filter(real_photo):
+  """A decoder's uint8 pixels take one ScaleAndTranslate pass for the rows'
+  2-tap means: bit for bit the float path (cast, slices, sum halved), and
+  the numpy 2-tap + bilinear reference, alone or with columns, batched."""
+  pixels = (real_photo[:77, :51] * 255).astype(np.uint8)
+  for image, size in ((pixels, (45, 30)), (np.stack([pixels, pixels[::-1]]),
+                                           (45, 30)), (pixels, (46, 60))):
+    for rows, cols in ((True, False), (True, True)):
+      got = image_resize._pair_bilinear_tf(tf.constant(image), size, rows,  # pylint: disable=protected-access
+                                           cols).numpy()
+      want = image_resize._pair_bilinear_tf(  # pylint: disable=protected-access
+          tf.constant(image.astype(np.float32)), size, rows, cols).numpy()
+      np.testing.assert_array_equal(got, want)
+      ref = image.astype(np.float64)
+      ref = (ref[..., :-1, :, :] + ref[..., 1:, :, :]) / 2
+      if cols:
+        ref = (ref[..., :, :-1, :] + ref[..., :, 1:, :]) / 2
+      axis = ref.ndim - 3
+      ref = np_bilinear(np_bilinear(ref, size[0], axis), size[1], axis + 1)
+      np.testing.assert_allclose(got, ref, atol=2e-3)

@@ -491,8 +491,15 @@ def make_dataset(ava_dir: str, ratings: AvaRatings,
   options.deterministic = True
   dataset = dataset.map(load, num_parallel_calls=num_parallel_calls)
   # A file that changed after the manifest check must not stop a long run.
-  dataset = dataset.ignore_errors(log_warning=True)
-  dataset = dataset.batch(batch_size, drop_remainder=training)
+  # Training skips the batch holding it: between map and batch the skip
+  # blocks tf.data's map-and-batch fusion, whose map writes each image
+  # straight into the batch (unfused, every 480x640 float image is copied
+  # once more: ~10% of the AVA pipeline). Evaluation skips the file only.
+  if training:
+    dataset = dataset.batch(batch_size, drop_remainder=True)
+    dataset = dataset.ignore_errors(log_warning=True)
+  else:
+    dataset = dataset.ignore_errors(log_warning=True).batch(batch_size)
   return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 

@@ -258,9 +258,11 @@ def main():
            "accel_images_per_sec": accel_ips}},
       target=f"every pipeline >= {TARGET_RATIO}x its bare decode + resize",
       verdict="PASS" if worst >= TARGET_RATIO else "MISS",
-      summary="; ".join(f"{k} {n}: {p:.1f} vs bare {b:.1f} images/s "
-                        f"({p / cpus:.1f} vs {b / cpus:.1f} per core), ratio "
-                        f"{p / b:.2f}" for k, n, p, b in rows)
+      summary="NIMA rows: the pipeline NimaTask trains from (its random "
+      "flip runs in the training step); " + "; ".join(
+          f"{k} {n}: {p:.1f} vs bare {b:.1f} images/s "
+          f"({p / cpus:.1f} vs {b / cpus:.1f} per core), ratio {p / b:.2f}"
+          for k, n, p, b in rows)
       + "".join(f"; MobileNet NIMA 480x640 at {args.accel_tflops:g} TFLOP/s "
                 f"needs ~{c:.0f} cores ({k} JPEGs)" for k, c in cores.items()))
 
