@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from nima_enhance.data import ava
+from nima_enhance.data import image_headers
 from nima_enhance.data import synthetic
 from resize_reference import np_bilinear
 
@@ -237,7 +238,7 @@ def test_training_reader_sees_the_scoring_pixels(tmp_path, real_photo):
       assert fast.shape == tuple(prep["image_size"]) + (3,)
       np.testing.assert_allclose(fast, scoring_side, atol=2e-3)
       # The planned reader (header from the manifest check, no parse).
-      plan = images.decode_plan_tf(ava._header_fields(data.numpy()),  # pylint: disable=protected-access
+      plan = images.decode_plan_tf(image_headers.header_fields(data.numpy()),
                                    ava.decode_size(prep))
       assert (int(plan) >= 0) == name.endswith(".jpg")
       planned = ava.load_pixels_tf(data, prep, training=False, plan=plan,

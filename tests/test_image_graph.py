@@ -8,6 +8,7 @@ import tensorflow as tf
 from PIL import Image
 
 from nima_enhance.data import image_graph
+from nima_enhance.data import image_headers
 from nima_enhance.data import images
 
 
@@ -183,9 +184,8 @@ def test_planned_decode_equals_the_parsed_one(astronaut_uint8, height, width,
   """decode_planned_tf with the plan of the header check_images stores ==
   decode_resized_tf parsing the header in the graph; the plan of the
   mirrored orientation gives the mirror image."""
-  from nima_enhance.data import ava  # pylint: disable=g-import-not-at-top
   data = _jpeg(astronaut_uint8, height, width, orientation)
-  header = ava._header_fields(data)  # pylint: disable=protected-access
+  header = image_headers.header_fields(data)
   assert header == [1, height, width, orientation or 1]
   plan = images.decode_plan_tf(header, size)
   assert int(plan) >= 0

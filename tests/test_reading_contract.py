@@ -165,3 +165,25 @@ def test_check_files_caches_strict_verdicts(zoo, tmp_path):
   assert "corrupt JPEG data" in first[paths[1]]
   assert image_check.check_files(paths, cache, check=check) == first
   assert len(calls) == 3  # the second run came from the cache
+
+
+def test_header_fields_of_files_equal_the_whole_file_parse(zoo, tmp_path):
+  """read_header_fields reads a 64 KiB prefix first; the result is the whole
+  file's header, also when the header lies past the prefix."""
+  for name, case in zoo.items():
+    data = open(case.path, "rb").read()
+    try:
+      expected = image_headers.header_fields(data)
+    except image_headers.HeaderError:
+      expected = None
+    assert image_headers.read_header_fields(case.path) == expected, name
+  # Two 60 KB comment segments push the JPEG's SOF past the first 64 KiB.
+  jpeg = open(zoo["orientation_6.jpg"].path, "rb").read()
+  comment = b"\xff\xfe" + (60002).to_bytes(2, "big") + b"x" * 60000
+  late = tmp_path / "late_sof.jpg"
+  late.write_bytes(jpeg[:2] + comment + comment + jpeg[2:])
+  assert len(late.read_bytes()) > 120000
+  fields = image_headers.header_fields(jpeg)
+  assert fields[0] == 1 and fields[3] == 6
+  assert image_headers.read_header_fields(str(late)) == fields
+  assert image_headers.read_header_fields(str(tmp_path / "none.jpg")) is None

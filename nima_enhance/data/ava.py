@@ -178,22 +178,6 @@ class CheckReport:
             + (f" ({detail})" if detail else ""))
 
 
-def _header_fields(data: bytes) -> List[int]:
-  """[format id, stored height, width, EXIF orientation] of a good file."""
-  header = image_headers.read_header(data)
-  return [image_headers.FORMATS.index(header.format), header.height,
-          header.width, header.orientation]
-
-
-def _read_header_fields(path: str) -> Optional[List[int]]:
-  """`_header_fields` of a file (None if it cannot be read any more)."""
-  try:
-    with open(path, "rb") as f:
-      return _header_fields(f.read())
-  except (OSError, image_headers.HeaderError):
-    return None
-
-
 def _check_one(path: str) -> Tuple[Optional[str], Optional[List[int]]]:
   """(None, header fields) if the file passes the strict reading contract,
   else ("<kind>: why", None).
@@ -202,7 +186,8 @@ def _check_one(path: str) -> Tuple[Optional[str], Optional[List[int]]]:
   restricted to what the training graph decodes (no TIFF).
   """
   verdict = _verdict(path)
-  return verdict, (None if verdict else _read_header_fields(path))
+  return verdict, (None if verdict
+                   else image_headers.read_header_fields(path))
 
 
 def _verdict(path: str) -> Optional[str]:
@@ -295,8 +280,9 @@ def check_images(ava_dir: str, image_ids: Sequence[str],
         verdicts[image_id] = verdict
         cached[image_id] = key + [verdict] + (fields or [])
       for (image_id, _), fields in zip(
-          to_read, pool.map(lambda item: _read_header_fields(item[1]),
-                            to_read)):
+          to_read, pool.map(
+              lambda item: image_headers.read_header_fields(item[1]),
+              to_read)):
         cached[image_id] = cached[image_id][:3] + (fields or [])
     if manifest_file:
       payload = json.dumps({"version": _MANIFEST_VERSION, "files": cached})

@@ -68,26 +68,6 @@ class Pairs:
     return len(self.names)
 
 
-# Bytes read for a header: past a JPEG's EXIF segment (at most 64 KiB) in
-# most photos; a header beyond them is read from the whole file.
-_HEADER_PREFIX = 1 << 16
-
-
-def _header_fields(path: str) -> List[int]:
-  """[format id, stored height, width, EXIF orientation]; zeros if unreadable."""
-  try:
-    with open(path, "rb") as f:
-      data = f.read(_HEADER_PREFIX)
-      try:
-        header = image_headers.read_header(data)
-      except image_headers.HeaderError:
-        header = image_headers.read_header(data + f.read())
-  except (OSError, image_headers.HeaderError):
-    return [0, 0, 0, 1]
-  return [image_headers.FORMATS.index(header.format), header.height,
-          header.width, header.orientation]
-
-
 def with_headers(pairs: Pairs, num_threads: int = 8) -> Pairs:
   """A copy of `pairs` carrying every file's header, read on the host.
 
@@ -96,8 +76,10 @@ def with_headers(pairs: Pairs, num_threads: int = 8) -> Pairs:
   a third of decoding an AVA-size JPEG).
   """
   with concurrent.futures.ThreadPoolExecutor(num_threads) as pool:
-    fields = list(pool.map(_header_fields,
-                           list(pairs.inputs) + list(pairs.targets)))
+    # An unreadable file gets a zero (unknown) format: the graph parses it.
+    fields = list(pool.map(
+        lambda path: image_headers.read_header_fields(path) or [0, 0, 0, 1],
+        list(pairs.inputs) + list(pairs.targets)))
   rows = np.asarray(fields, np.int64).reshape(2, len(pairs), 4)
   return Pairs(list(pairs.names), list(pairs.inputs), list(pairs.targets),
                rows[0], rows[1])
@@ -414,7 +396,7 @@ def make_train_dataset(pairs: Union[Pairs, EncodedPairs], batch_size: int = 1,
                                          seed)
     return source, target
 
-  def load(input_file, target_file):
+  def load_parsed(input_file, target_file):
     source = read(input_file)  # largest side <= max_side
     target = read(target_file)
     # Targets written at another size (rare) are brought to the input's.
@@ -427,9 +409,7 @@ def make_train_dataset(pairs: Union[Pairs, EncodedPairs], batch_size: int = 1,
     return crop(read_input(tf.io.read_file(input_file), input_plan, size),
                 read_target(tf.io.read_file(target_file), target_plan, size))
 
-  if planned is not None:
-    load = load_planned  # pylint: disable=function-redefined
-
+  load = load_parsed if planned is None else load_planned
   dataset = dataset.map(load, num_parallel_calls=num_parallel_calls)
   dataset = dataset.batch(batch_size, drop_remainder=True)
   # find_pairs decoded every file; one that changed since must not end a

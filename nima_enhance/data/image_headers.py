@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import struct
-from typing import Optional
+from typing import List, Optional
 
 import tensorflow as tf
 import tifffile
@@ -183,6 +183,40 @@ def read_header(data: bytes) -> Header:
   except Exception as err:  # pylint: disable=broad-except
     raise HeaderError(f"damaged TIFF header ({err})") from None
   return Header("tiff", height, width)
+
+
+# Bytes read for a file's header: past a JPEG's EXIF segment (at most 64 KiB)
+# in most photos; a header beyond them is read from the whole file.
+_HEADER_PREFIX = 1 << 16
+
+
+def header_fields(data: bytes) -> List[int]:
+  """[format id (index in FORMATS), stored height, width, EXIF orientation].
+
+  The int64 row a decode plan (`images.decode_plan_tf`) is made from.
+
+  Raises:
+    HeaderError: as `read_header`.
+  """
+  header = read_header(data)
+  return [FORMATS.index(header.format), header.height, header.width,
+          header.orientation]
+
+
+def read_header_fields(path: str) -> Optional[List[int]]:
+  """`header_fields` of a file; None if it cannot be read or is damaged.
+
+  Reads the first 64 KiB, and the rest only when the header lies beyond.
+  """
+  try:
+    with open(path, "rb") as f:
+      data = f.read(_HEADER_PREFIX)
+      try:
+        return header_fields(data)
+      except HeaderError:
+        return header_fields(data + f.read())
+  except (OSError, HeaderError):
+    return None
 
 
 # ---------------------------------------------------------------------------
