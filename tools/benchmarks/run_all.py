@@ -25,12 +25,12 @@ Full mode runs each benchmark with FULL_ARGS (bounded configurations: fewer
 files and rounds, the sizes the issues require) and stops starting jobs when
 --budget_minutes (default 50) is spent. Duration of the whole full run
 (`python tools/benchmarks/run_all.py --render`) on a quiet 2-core machine:
-20.8 minutes on 2026-12-01 02:48-03:09 UTC (load 1-2), per job (wall s):
+20.8 minutes on 2026-12-01 05:34-05:55 UTC (load 1-2), per job (wall s):
 
-  can_inference 318, dehaze 20, input_pipeline 67, local_laplacian 106
-  (with the Halide peer and its JIT compiles), nima_scoring 109, peak_memory
-  204 (operators and prep-targets), prep_targets_beam 20, tflite 135,
-  train_step 56, complexity 5, demo 209.
+  can_inference 327, dehaze 20, input_pipeline 46, local_laplacian 102
+  (with the Halide peer and its JIT compiles), nima_scoring 104, peak_memory
+  194 (operators and prep-targets), prep_targets_beam 20, tflite 118,
+  train_step 52, complexity 5, demo 258.
 
 EXPECTED_FULL_SECONDS holds those figures (printed at the start as the
 expected total); a loaded machine takes several times longer, hence the
@@ -85,10 +85,10 @@ FULL_ARGS = {
 # last full run's, as in the module docstring). Used for the plan printed at the start and
 # for --budget_minutes.
 EXPECTED_FULL_SECONDS = {
-    "can_inference": 318, "dehaze": 20, "input_pipeline": 67,
-    "local_laplacian": 106, "nima_scoring": 109, "peak_memory": 204,
-    "prep_targets_beam": 20, "tflite": 135, "train_step": 56,
-    "complexity": 5, "demo": 209,
+    "can_inference": 327, "dehaze": 20, "input_pipeline": 46,
+    "local_laplacian": 102, "nima_scoring": 104, "peak_memory": 194,
+    "prep_targets_beam": 20, "tflite": 118, "train_step": 52,
+    "complexity": 5, "demo": 258,
 }
 
 
