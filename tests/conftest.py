@@ -32,6 +32,13 @@ def real_photos():
   return {n: getattr(data, n)().astype(np.float32) / 255.0 for n in names}
 
 
+@pytest.fixture(scope="session")
+def astronaut_uint8():
+  """scikit-image's astronaut photo, uint8 512x512x3."""
+  from skimage import data  # pylint: disable=g-import-not-at-top
+  return data.astronaut()
+
+
 @pytest.fixture()
 def op_determinism():
   """Runs a test with TensorFlow's op determinism on, then off again.

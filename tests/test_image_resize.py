@@ -66,12 +66,12 @@ def test_resize_step_rule_per_factor(real_photo):
   # uint8 input (the JPEG fast path) gives the same values, x255; so does
   # the graph path of unknown shapes (one switch over the filters).
   u8 = np.round(photo * 255).astype(np.uint8)
-  dynamic = tf.function(image_resize._resize_values_tf, input_signature=[  # pylint: disable=protected-access
+  dynamic = tf.function(image_resize.resize_values_tf, input_signature=[  # pylint: disable=protected-access
       tf.TensorSpec([None, None, 3], tf.uint8), tf.TensorSpec([2], tf.int32)])
   for size in ((200, 250), (151, 151), (90, 90), (70, 40), (250, 160)):
     want = images.resize(u8.astype(np.float32) / 255.0, size)
     np.testing.assert_allclose(
-        image_resize._resize_values_tf(tf.constant(u8), size).numpy() / 255.0,  # pylint: disable=protected-access
+        image_resize.resize_values_tf(tf.constant(u8), size).numpy() / 255.0,  # pylint: disable=protected-access
         want, atol=5e-5)
     np.testing.assert_allclose(dynamic(u8, size).numpy() / 255.0, want,
                                atol=5e-5)
@@ -145,13 +145,13 @@ def test_triangle_is_tf_antialiased_resize_pixel_for_pixel(real_photo):
   # The rule's filters 4 (triangle) and 5 (box pre-shrink, then triangle).
   image = u8[:450, :500]
   np.testing.assert_allclose(
-      image_resize._resize_by_case_tf(tf.constant(image), (200, 170), 4),  # pylint: disable=protected-access
+      image_resize.resize_by_case_tf(tf.constant(image), (200, 170), 4),  # pylint: disable=protected-access
       tf.image.resize(image.astype(np.float32), (200, 170),
                       antialias=True).numpy(), rtol=0, atol=1e-5)
   box = image.astype(np.float32).reshape(225, 2, 250, 2, 3).mean(
       axis=(1, 3))  # 4.5x, 4.5x: 2x2 blocks, then 2.25x, 2.27x
   np.testing.assert_allclose(
-      image_resize._resize_by_case_tf(tf.constant(image), (100, 110), 5),  # pylint: disable=protected-access
+      image_resize.resize_by_case_tf(tf.constant(image), (100, 110), 5),  # pylint: disable=protected-access
       tf.image.resize(box, (100, 110), antialias=True).numpy(), rtol=0,
       atol=1e-4)  # margin for the box means' float order (measured: 0)
 

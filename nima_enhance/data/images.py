@@ -33,16 +33,17 @@ from nima_enhance.data.image_graph import orient_tf  # pylint: disable=unused-im
 from nima_enhance.data.image_graph import upright_size_tf
 from nima_enhance.data.image_headers import GRAPH_FORMATS  # pylint: disable=unused-import
 from nima_enhance.data.image_headers import sniff_format  # pylint: disable=unused-import
-# The graph resize rule and decode-to-size (image_resize), read through here.
-from nima_enhance.data.image_resize import decode_max_side_tf  # pylint: disable=unused-import
-from nima_enhance.data.image_resize import decode_plan_tf  # pylint: disable=unused-import
-from nima_enhance.data.image_resize import decode_planned_tf  # pylint: disable=unused-import
-from nima_enhance.data.image_resize import decode_resized_tf  # pylint: disable=unused-import
+# The graph resize rule (image_resize) and decode-to-size
+# (image_sized_decode), read through here.
 from nima_enhance.data.image_resize import max_side_size_tf  # pylint: disable=unused-import
-from nima_enhance.data.image_resize import PARSE_PLAN  # pylint: disable=unused-import
-from nima_enhance.data.image_resize import PNG_PLANS  # pylint: disable=unused-import
 from nima_enhance.data.image_resize import resize_max_side_tf  # pylint: disable=unused-import
 from nima_enhance.data.image_resize import resize_tf
+from nima_enhance.data.image_sized_decode import decode_max_side_tf  # pylint: disable=unused-import
+from nima_enhance.data.image_sized_decode import decode_plan_tf  # pylint: disable=unused-import
+from nima_enhance.data.image_sized_decode import decode_planned_tf  # pylint: disable=unused-import
+from nima_enhance.data.image_sized_decode import decode_resized_tf  # pylint: disable=unused-import
+from nima_enhance.data.image_sized_decode import PARSE_PLAN  # pylint: disable=unused-import
+from nima_enhance.data.image_sized_decode import PNG_PLANS  # pylint: disable=unused-import
 
 # Folder-scan extensions and the pixel limit live in image_files (no
 # TensorFlow import, so binaries check their arguments in a second).
