@@ -131,9 +131,9 @@ def test_tiff_inputs_and_evaluation_at_original_size(tmp_path, real_photo):
 
 def test_planned_reads_equal_the_graph_parse_and_the_reference(tmp_path,
                                                                real_photo):
-  """find_pairs reads headers on the host; make_train_dataset then plans
-  every decode (no header parse in the graph). Same pixels as the pairs
-  without headers (parsed in the graph) and as read_image + resize, for a
+  """make_train_dataset reads headers on the host and plans every decode
+  (no header parse in the graph). Same pixels as the pairs whose headers
+  are unknown (parsed in the graph) and as read_image + resize, for a
   1/2-scale JPEG, an EXIF-6 JPEG, a small (unresized) JPEG and a 16-bit
   grey+alpha target; a target of another size falls back to the parse."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
@@ -156,13 +156,19 @@ def test_planned_reads_equal_the_graph_parse_and_the_reference(tmp_path,
                      tf.io.encode_png(images.quantize(target, 16)))
   pairs, report = fivek.find_pairs(root, "local_laplacian", "all")
   assert pairs.names == ["big", "rotated", "small"], report.summary()
+  assert pairs.input_headers is None  # evaluation never reads them
+  assert fivek._pair_plans(pairs, 40) is not None  # pylint: disable=protected-access
+  pairs = fivek.with_headers(pairs)
   assert pairs.input_headers[:, 0].tolist() == [1, 1, 1]
   assert pairs.input_headers[1].tolist() == [1, 50, 70, 6]
   input_plans, target_plans, sizes = fivek._pair_plans(pairs, 40)  # pylint: disable=protected-access
   assert sizes.tolist() == [[28, 40], [40, 29], [20, 30]]
   assert input_plans[0] % 24 // 6 == 1  # the 1/2 decode
   assert (target_plans >= images.PNG_PLANS).all()
-  bare = fivek.Pairs(pairs.names, pairs.inputs, pairs.targets)
+  unknown = np.tile([0, 0, 0, 1], (3, 1))  # format 0: parsed in the graph
+  bare = fivek.Pairs(pairs.names, pairs.inputs, pairs.targets, unknown,
+                     unknown)
+  assert fivek._pair_plans(bare, 40) is None  # pylint: disable=protected-access
 
   def batches(p):
     return [(s[0].numpy(), t[0].numpy()) for s, t in

@@ -57,10 +57,11 @@ class Pairs:
   names: List[str]
   inputs: List[str]
   targets: List[str]
-  # int64 [n, 4] each, or None: the files' headers as `with_headers` read
-  # them on the host (format id, stored height, width, EXIF orientation; a
-  # zero format: unknown). `make_train_dataset` plans each pair's decode
-  # from them instead of parsing both headers in the graph.
+  # int64 [n, 4] each, or None (read when training needs them): the files'
+  # headers as `with_headers` reads them on the host (format id, stored
+  # height, width, EXIF orientation; a zero format: unknown, parsed in the
+  # graph). `make_train_dataset` plans each pair's decode from them instead
+  # of parsing both headers in the graph.
   input_headers: Optional[np.ndarray] = None
   target_headers: Optional[np.ndarray] = None
 
@@ -71,9 +72,10 @@ class Pairs:
 def with_headers(pairs: Pairs, num_threads: int = 8) -> Pairs:
   """A copy of `pairs` carrying every file's header, read on the host.
 
-  `find_pairs` calls it; the training graph then parses no header (in a
-  tf.data map function the parse's small ops and branches cost as much as
-  a third of decoding an AVA-size JPEG).
+  `make_train_dataset` calls it when the pairs carry none (evaluation and
+  TFDS builds never need them); the training graph then parses no header
+  (in a tf.data map function the parse's small ops and branches cost as
+  much as a third of decoding an AVA-size JPEG).
   """
   with concurrent.futures.ThreadPoolExecutor(num_threads) as pool:
     # An unreadable file gets a zero (unknown) format: the graph parses it.
@@ -193,7 +195,7 @@ def find_pairs(data_dir: str, target: str, split: str = "train",
     pairs.inputs.append(input_path)
     pairs.targets.append(target_path)
   report.found = len(pairs)
-  return with_headers(pairs), report
+  return pairs, report
 
 
 def _manifest_file(data_dir: str, cache_dir: Optional[str]) -> Optional[str]:
@@ -269,11 +271,12 @@ def _pair_plans(pairs: Pairs, max_side: Optional[int]):
   (`images.decode_plan_tf`: PNG plans when all inputs, or all targets, are
   PNGs).
   """
-  if (not max_side or pairs.input_headers is None
-      or pairs.target_headers is None):
+  if not max_side or not len(pairs):
     return None
+  if pairs.input_headers is None or pairs.target_headers is None:
+    pairs = with_headers(pairs)
   headers = np.concatenate([pairs.input_headers, pairs.target_headers])
-  if not len(headers) or np.any((headers[:, 0] == 0)
+  if np.any((headers[:, 0] == 0)
                                 | (headers[:, 0] == image_headers.TIFF)):
     return None
   def upright(h):

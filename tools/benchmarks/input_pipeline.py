@@ -177,7 +177,8 @@ def main():
       report = ava.check_images(folder, ids)
       assert report.good == ids, report.summary()
       ratings = ratings.with_headers(report.headers)
-      # As `fivek.find_pairs` does: the headers read once on the host.
+      # As `fivek.make_train_dataset` does: the headers read once on the
+      # host (untimed: before the pipeline runs).
       pairs = fivek.with_headers(fivek.Pairs(ids, inputs, targets))
       cases = []
       for mode, size in (("paper", (480, 640)), ("crop", (256, 256))):
