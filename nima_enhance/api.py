@@ -34,7 +34,7 @@ from nima_enhance.data import image_files
 from nima_enhance.data import images
 from nima_enhance.enhance import inference as enhancement
 from nima_enhance.models import can_streaming
-from nima_enhance.serving import export
+from nima_enhance.serving import saved_model
 from nima_enhance.serving import tflite_runner
 
 # What `Scorer.score` and `Enhancer.enhance` take: a path, a numpy array
@@ -75,7 +75,7 @@ def _kind(path: str) -> str:
   if path.endswith(".tflite"):
     return "tflite"
   try:
-    export.resolve_saved_model(path)
+    saved_model.resolve_saved_model(path)
     return "saved_model"
   except FileNotFoundError:
     pass
@@ -173,7 +173,7 @@ class Scorer:
     elif kind == "tflite":
       backend = _load_tflite(path, tflite_threads, tflite_runner.TfliteScorer)
     else:
-      backend = export.resolve_saved_model(path)
+      backend = saved_model.resolve_saved_model(path)
     return cls(backend, kind, path, batch_size)
 
   def score(self, inputs: Union[ImageInput, Iterable[ImageInput]]
@@ -210,8 +210,8 @@ class Scorer:
   def score_files(self, paths: Sequence[str]) -> Iterable[Score]:
     """Scores image files in order (batched, decoding ahead of the model)."""
     if self.kind == "saved_model":
-      scored = export.score_files_with_saved_model(self._backend, paths,
-                                                   self.batch_size)
+      scored = saved_model.score_files_with_saved_model(
+          self._backend, paths, self.batch_size)
     else:
       scored = scoring.score_files(self._backend, paths, self.batch_size)
     for item in scored:
@@ -221,7 +221,8 @@ class Scorer:
     if self.kind == "saved_model":
       if self._signature is None:
         # (loaded module, signature): the module owns the variables.
-        self._signature = export.load_signature(self._backend, "score_images")
+        self._signature = saved_model.load_signature(self._backend,
+                                                     "score_images")
       return self._signature[1](images=tf.constant(image[None] * 255.0))[
           "distribution"][0].numpy()
     return scoring.score_array(self._backend, image)
@@ -257,7 +258,7 @@ class Enhancer:
       backend = _load_tflite(path, tflite_threads,
                              tflite_runner.TfliteEnhancer)
     else:
-      backend = export.load_enhancer(path)
+      backend = saved_model.load_enhancer(path)
     return cls(backend, kind, path)
 
   def enhance(self, image: ImageInput) -> np.ndarray:

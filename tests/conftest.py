@@ -66,3 +66,52 @@ def clean_gin():
   gin.clear_config()
   yield
   gin.clear_config()
+
+
+# Serving fixtures: the model dirs, their exports and photo files that
+# tests/test_export.py (the writing side) and tests/test_saved_model.py (the
+# loading side) share; session-scoped so each export is written once. A
+# module that needs its own model dir defines a fixture of the same name.
+# The project is imported inside them, as skimage is above: conftest loads
+# for every test, and tests that never serve need not load the package.
+
+
+@pytest.fixture(scope="session")
+def nima_dir(tmp_path_factory):
+  import serving_helpers  # pylint: disable=g-import-not-at-top
+  return serving_helpers.make_nima_dir(str(tmp_path_factory.mktemp("nima")))
+
+
+@pytest.fixture(scope="session")
+def can_dir(tmp_path_factory):
+  import serving_helpers  # pylint: disable=g-import-not-at-top
+  return serving_helpers.make_can_dir(str(tmp_path_factory.mktemp("can")))
+
+
+@pytest.fixture(scope="session")
+def scorer_export(nima_dir, tmp_path_factory):
+  """(export base, version folder) of the nima_dir scorer."""
+  from nima_enhance.serving import export  # pylint: disable=g-import-not-at-top
+  base = str(tmp_path_factory.mktemp("scorer_export"))
+  return base, export.export_model(nima_dir, base, kind="scorer")
+
+
+@pytest.fixture(scope="session")
+def enhancer_export(can_dir, tmp_path_factory):
+  """(export base, version folder) of the can_dir enhancer."""
+  from nima_enhance.serving import export  # pylint: disable=g-import-not-at-top
+  base = str(tmp_path_factory.mktemp("enhancer_export"))
+  return base, export.export_model(can_dir, base, kind="enhancer")
+
+
+@pytest.fixture(scope="session")
+def photo_files(tmp_path_factory):
+  """serving_helpers.scorer_requests() written to files (JPEG and PNG)."""
+  import serving_helpers  # pylint: disable=g-import-not-at-top
+  folder = tmp_path_factory.mktemp("photos")
+  paths = []
+  for name, data in serving_helpers.scorer_requests().items():
+    path = folder / name
+    path.write_bytes(data)
+    paths.append(str(path))
+  return paths

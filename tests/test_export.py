@@ -2,7 +2,8 @@
 
 Every SavedModel output is compared with the restored checkpoint run through
 the library's own path (scoring.score_files / inference.load_enhancer) on
-real photos encoded as JPEG and PNG.
+real photos encoded as JPEG and PNG. The model dirs, exports and photo files
+are conftest's session fixtures, shared with tests/test_saved_model.py.
 """
 
 import os
@@ -17,41 +18,9 @@ from nima_enhance.data import ava
 from nima_enhance.data import images
 from nima_enhance.enhance import inference
 from nima_enhance.serving import export
+from nima_enhance.serving import saved_model
 
 TOL = 1e-4
-
-
-@pytest.fixture(scope="module")
-def nima_dir(tmp_path_factory):
-  return helpers.make_nima_dir(str(tmp_path_factory.mktemp("nima")))
-
-
-@pytest.fixture(scope="module")
-def can_dir(tmp_path_factory):
-  return helpers.make_can_dir(str(tmp_path_factory.mktemp("can")))
-
-
-@pytest.fixture(scope="module")
-def scorer_export(nima_dir, tmp_path_factory):
-  base = str(tmp_path_factory.mktemp("scorer_export"))
-  return base, export.export_model(nima_dir, base, kind="scorer")
-
-
-@pytest.fixture(scope="module")
-def enhancer_export(can_dir, tmp_path_factory):
-  base = str(tmp_path_factory.mktemp("enhancer_export"))
-  return base, export.export_model(can_dir, base, kind="enhancer")
-
-
-@pytest.fixture(scope="module")
-def photo_files(tmp_path_factory):
-  folder = tmp_path_factory.mktemp("photos")
-  paths = []
-  for name, data in helpers.scorer_requests().items():
-    path = folder / name
-    path.write_bytes(data)
-    paths.append(str(path))
-  return paths
 
 
 def test_versioned_layout_and_metadata(nima_dir, scorer_export):
@@ -65,7 +34,8 @@ def test_versioned_layout_and_metadata(nima_dir, scorer_export):
     assert os.path.isfile(os.path.join(path, name)), name
   with open(os.path.join(path, "assets.extra", "operative_config.gin")) as f:
     assert f.read() == f"train_loop.num_steps = {helpers.NIMA_STEP}\n"
-  meta = export.read_metadata(base)  # the export base resolves to the latest
+  # The export base resolves to the latest version.
+  meta = saved_model.read_metadata(base)
   assert meta["kind"] == "scorer"
   assert meta["build_nima"] == {"backbone": "small_cnn", "dropout": 0.1}
   assert meta["preprocessing"] == helpers.PREPROCESSING
@@ -82,16 +52,16 @@ def test_later_exports_get_larger_versions(nima_dir, tmp_path):
   third = export.export_model(nima_dir, base)
   versions = [int(os.path.basename(p)) for p in (first, second, third)]
   assert versions[0] < versions[1] < versions[2]
-  assert export.resolve_saved_model(base) == third
-  with pytest.raises(export.ExportError, match="exists"):
+  assert saved_model.resolve_saved_model(base) == third
+  with pytest.raises(saved_model.ExportError, match="exists"):
     export.export_model(nima_dir, base, version=5)
   assert sorted(os.listdir(base)) == sorted(map(str, versions))
 
 
 def test_wrong_kind_is_refused(nima_dir, can_dir, tmp_path):
-  with pytest.raises(export.ExportError, match="enhancer"):
+  with pytest.raises(saved_model.ExportError, match="enhancer"):
     export.export_model(nima_dir, str(tmp_path), kind="enhancer")
-  with pytest.raises(export.ExportError, match="scorer"):
+  with pytest.raises(saved_model.ExportError, match="scorer"):
     export.export_model(can_dir, str(tmp_path), kind="scorer")
   with pytest.raises(FileNotFoundError):
     export.export_model(str(tmp_path), str(tmp_path / "e"), kind="scorer")
@@ -167,47 +137,8 @@ def test_enhancer_signatures_match_checkpoint(can_dir, enhancer_export):
     rest = loaded.signatures["enhance_image_bytes_rest"](image=tf.constant(data))
     assert rest["image_bytes"].numpy() == png["image"].numpy()
   assert len(shapes) == 2
-  meta = export.read_metadata(enhancer_export[0])
+  meta = saved_model.read_metadata(enhancer_export[0])
   assert meta["kind"] == "enhancer" and meta["png_bit_depth"] == 8
   assert meta["build_can"] == helpers.CAN_ARGS
   assert meta["training_step"] == helpers.CAN_STEP
   assert meta["operative_config"] is None  # the fixture dir has none
-
-
-def test_load_enhancer_is_a_drop_in_for_the_bundle(can_dir, enhancer_export,
-                                                   scorer_export):
-  served = export.load_enhancer(enhancer_export[0])
-  assert served.metadata["kind"] == "enhancer"
-  image = images.decode_image_bytes(helpers.enhancer_requests()["coffee.jpg"])
-  np.testing.assert_allclose(served(image),
-                             inference.load_enhancer(can_dir)(image),
-                             atol=TOL, rtol=0)
-  with pytest.raises(export.ExportError, match="wrong kind"):
-    export.load_enhancer(scorer_export[1])
-  with pytest.raises(FileNotFoundError):
-    export.load_enhancer(os.path.dirname(os.path.dirname(scorer_export[1])))
-
-
-def test_score_files_with_saved_model_matches_score_files(
-    nima_dir, scorer_export, photo_files, tmp_path):
-  broken = tmp_path / "broken.jpg"  # sniffs as JPEG, the decoder rejects it
-  broken.write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 64)
-  empty = tmp_path / "empty.png"
-  empty.write_bytes(b"")
-  text = tmp_path / "notes.jpg"
-  text.write_bytes(b"not an image")
-  paths = [photo_files[0], str(broken), photo_files[1], str(empty),
-           str(tmp_path / "missing.jpg"), str(text), photo_files[2]]
-  reference = list(scoring.score_files(scoring.load_nima(nima_dir), paths))
-  served = list(export.score_files_with_saved_model(scorer_export[0], paths,
-                                                    batch_size=2))
-  assert [s.path for s in served] == paths
-  assert [s.error is None for s in served] == [r.error is None
-                                               for r in reference]
-  assert [s.error is None for s in served] == [True, False, True, False,
-                                               False, False, True]
-  for s, r in zip(served, reference):
-    if r.error is None:
-      np.testing.assert_allclose(s.distribution, r.distribution, atol=TOL,
-                                 rtol=0)
-      assert abs(s.mean - r.mean) < TOL and abs(s.std - r.std) < TOL

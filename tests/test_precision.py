@@ -14,6 +14,7 @@ import tensorflow as tf
 from nima_enhance import metrics
 from nima_enhance import scoring
 from nima_enhance.serving import export
+from nima_enhance.serving import saved_model
 
 import serving_helpers
 
@@ -69,12 +70,12 @@ def test_scorer_export_precision_recorded_and_used(nima_dir, tmp_path):
   expected = metrics.mean_score(bundle.predict(tf.constant(pixels))).numpy()
   path = export.export_model(nima_dir, str(tmp_path / "bf16"),
                              precision="bfloat16")
-  assert export.read_metadata(path)["precision"] == "bfloat16"
+  assert saved_model.read_metadata(path)["precision"] == "bfloat16"
   served = tf.saved_model.load(path).signatures["score_images"](
       images=tf.constant(_photos() * 255.0))["mean"].numpy()
   diff = np.abs(served - expected)
   assert 0 < diff.max() < 0.05
-  with pytest.raises(export.ExportError, match="precision"):
+  with pytest.raises(saved_model.ExportError, match="precision"):
     export.export_model(nima_dir, str(tmp_path / "x"), precision="int4")
 
 

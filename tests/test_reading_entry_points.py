@@ -29,6 +29,7 @@ from nima_enhance.data import image_files
 from nima_enhance.data import images
 from nima_enhance.enhance import inference
 from nima_enhance.serving import export
+from nima_enhance.serving import saved_model
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +102,7 @@ def test_nima_score_on_the_zoo(zoo, zoo_dir, nima_dir, tmp_path):
 def test_saved_model_client_agrees(zoo, nima_dir, tmp_path):
   """nima-score --saved_model's client: the contract's scores, TIFF/WebP too."""
   export_dir = export.export_model(nima_dir, str(tmp_path / "export"))
-  scored = list(export.score_files_with_saved_model(
+  scored = list(saved_model.score_files_with_saved_model(
       export_dir, [c.path for c in zoo.values()], batch_size=4))
   expected = _contract_scores(nima_dir, zoo)
   for item in scored:
@@ -117,7 +118,7 @@ def test_saved_model_client_agrees(zoo, nima_dir, tmp_path):
 def test_score_image_bytes_signature_on_the_zoo(zoo, nima_dir, tmp_path):
   path = export.export_model(nima_dir, str(tmp_path / "e"),
                              max_pixels=10 ** 6)
-  assert export.read_metadata(path)["max_pixels"] == 10 ** 6
+  assert saved_model.read_metadata(path)["max_pixels"] == 10 ** 6
   signature = tf.saved_model.load(path).signatures["score_image_bytes"]
   expected = _contract_scores(nima_dir, zoo)
   for name, case in zoo.items():

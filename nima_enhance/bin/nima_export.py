@@ -23,6 +23,7 @@ from absl import logging
 
 from nima_enhance.bin import common
 from nima_enhance.serving import export
+from nima_enhance.serving import saved_model
 from nima_enhance.serving import tflite
 
 flags.DEFINE_string("model_dir", None, "Model dir written by nima-train "
@@ -78,9 +79,9 @@ def main(argv):
                                kind=FLAGS.kind, version=FLAGS.model_version,
                                max_pixels=FLAGS.max_pixels,
                                precision=FLAGS.precision)
-  except export.ExportError as err:
+  except saved_model.ExportError as err:
     raise common.UsageError(str(err)) from None
-  metadata = export.read_metadata(path)
+  metadata = saved_model.read_metadata(path)
   print(path)
   print(f"nima-export: wrote {metadata['kind']} SavedModel (training step "
         f"{metadata['training_step']}, signatures "
@@ -106,7 +107,7 @@ def _export_tflite():
         FLAGS.model_dir, FLAGS.export_dir, kind=FLAGS.kind,
         quantize=FLAGS.quantize, representative_dir=FLAGS.representative_dir,
         input_size=size, version=FLAGS.model_version)
-  except (export.ExportError, tflite.TfliteError) as err:
+  except (saved_model.ExportError, tflite.TfliteError) as err:
     raise common.UsageError(str(err)) from None
   metadata = tflite.read_metadata(path)
   agreement = (metadata.get("agreement_with_checkpoint") or

@@ -1,4 +1,4 @@
-"""SavedModel export of the NIMA scorer and the CAN enhancer, and their clients.
+"""SavedModel export of the NIMA scorer and the CAN enhancer.
 
 `export_model` restores the latest checkpoint of a model dir and writes a
 SavedModel in TF Serving's versioned layout, `<export_dir>/<seconds>/`, with
@@ -30,21 +30,20 @@ read) holds `operative_config.gin` (copied from the model dir) and
 `model_metadata.json` (kind, architecture, preprocessing, training step,
 source checkpoint, signatures).
 
-`score_files_with_saved_model` and `load_enhancer` are the in-package clients
-behind `nima-score --saved_model` and `enhance --saved_model`.
+The clients that load what this module writes (`nima-score --saved_model`,
+`enhance --saved_model`) are in `serving/saved_model.py`, which also holds the
+names both sides share (`ASSETS_EXTRA`, `METADATA_FILE`, `ExportError`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
 import tempfile
 import time
-from typing import Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Dict, Optional
 
-import numpy as np
 import tensorflow as tf
 
 from nima_enhance import metrics
@@ -55,15 +54,14 @@ from nima_enhance.data import image_headers
 from nima_enhance.data import images
 from nima_enhance.enhance import inference as enhancement
 from nima_enhance.models import can_streaming
+from nima_enhance.serving import saved_model
 
 SCORER = "scorer"
 ENHANCER = "enhancer"
 KINDS = (SCORER, ENHANCER)
 # model_spec.json "task" written by each training task (model_dir.KINDS).
 _TASK_OF_KIND = {kind: task for task, kind in model_dir_lib.KINDS.items()}
-METADATA_FILE = "model_metadata.json"
 OPERATIVE_CONFIG_FILE = "operative_config.gin"
-ASSETS_EXTRA = "assets.extra"
 # Bit depth of enhance_image_bytes' PNG (see export_enhancer for why 8).
 ENHANCED_PNG_BIT_DEPTH = 8
 
@@ -92,10 +90,6 @@ SIGNATURES = {
 }
 DEFAULT_SIGNATURE = {SCORER: "score_image_bytes",
                      ENHANCER: "enhance_image_bytes"}
-
-
-class ExportError(ValueError):
-  """The model dir cannot be exported as asked (wrong kind, no checkpoint)."""
 
 
 # ---------------------------------------------------------------------------
@@ -195,9 +189,9 @@ def make_enhancer_module(model, tile_size: Optional[int] = None,
     module with `enhance_image_bytes` and `enhance` tf.functions.
   """
   if precision not in can_streaming.PRECISIONS:
-    raise ExportError(f"precision must be one of "
-                      f"{', '.join(can_streaming.PRECISIONS)}, got "
-                      f"{precision!r}")
+    raise saved_model.ExportError(
+        f"precision must be one of {', '.join(can_streaming.PRECISIONS)}, "
+        f"got {precision!r}")
   budget = (can_streaming.DEFAULT_MEMORY_BUDGET_GB if memory_budget_gb is None
             else float(memory_budget_gb))
   module = tf.Module(name="can_enhancer")
@@ -277,8 +271,8 @@ def _read_spec(model_dir: str) -> Dict[str, object]:
   try:
     return model_dir_lib.read_model_spec(model_dir)
   except json.JSONDecodeError as err:
-    raise ExportError(f"{model_dir}/model_spec.json: not valid JSON "
-                      f"({err.msg})") from None
+    raise saved_model.ExportError(
+        f"{model_dir}/model_spec.json: not valid JSON ({err.msg})") from None
 
 
 def _kind_of(spec: Dict[str, object], model_dir: str,
@@ -287,13 +281,15 @@ def _kind_of(spec: Dict[str, object], model_dir: str,
   inferred = model_dir_lib.KINDS.get(task)
   if kind is None:
     if inferred is None:
-      raise ExportError(f"{model_dir}: unknown model task {task!r}")
+      raise saved_model.ExportError(f"{model_dir}: unknown model task {task!r}")
     return inferred
   if kind not in KINDS:
-    raise ExportError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    raise saved_model.ExportError(
+        f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
   if inferred != kind:
-    raise ExportError(f"{model_dir} holds a {task!r} model; --kind {kind} "
-                      f"needs one trained as {_TASK_OF_KIND[kind]!r}")
+    raise saved_model.ExportError(
+        f"{model_dir} holds a {task!r} model; --kind {kind} needs one "
+        f"trained as {_TASK_OF_KIND[kind]!r}")
   return kind
 
 
@@ -315,7 +311,8 @@ def _free_version(export_dir: str, version: Optional[int]) -> int:
   existing = [int(n) for n in os.listdir(export_dir) if n.isdigit()]
   if version is not None:
     if version in existing:
-      raise ExportError(f"{os.path.join(export_dir, str(version))} exists")
+      raise saved_model.ExportError(
+          f"{os.path.join(export_dir, str(version))} exists")
     return version
   candidate = int(time.time())
   if existing:
@@ -349,13 +346,14 @@ def export_model(model_dir: str, export_dir: str, kind: Optional[str] = None,
     the path of the written version folder.
 
   Raises:
-    ExportError: kind does not match the model dir, or the version exists.
+    saved_model.ExportError: kind does not match the model dir, or the
+      version exists.
     FileNotFoundError: no model_spec.json or no checkpoint.
   """
   if precision not in can_streaming.PRECISIONS:
-    raise ExportError(f"precision must be one of "
-                      f"{', '.join(can_streaming.PRECISIONS)}, got "
-                      f"{precision!r}")
+    raise saved_model.ExportError(
+        f"precision must be one of {', '.join(can_streaming.PRECISIONS)}, "
+        f"got {precision!r}")
   spec = _read_spec(model_dir)
   kind = _kind_of(spec, model_dir, kind)
   if kind == SCORER:
@@ -403,15 +401,16 @@ def export_model(model_dir: str, export_dir: str, kind: Optional[str] = None,
     # The bytes signatures are traced here, with the export's pixel limit.
     with images.pixel_limit(max_pixels):
       tf.saved_model.save(module, tmp_dir, signatures=signatures)
-    extra_dir = os.path.join(tmp_dir, ASSETS_EXTRA)
+    extra_dir = os.path.join(tmp_dir, saved_model.ASSETS_EXTRA)
     os.makedirs(extra_dir, exist_ok=True)
     operative = os.path.join(model_dir, OPERATIVE_CONFIG_FILE)
     if os.path.isfile(operative):
       shutil.copyfile(operative, os.path.join(extra_dir, OPERATIVE_CONFIG_FILE))
-      metadata["operative_config"] = f"{ASSETS_EXTRA}/{OPERATIVE_CONFIG_FILE}"
+      metadata["operative_config"] = (
+          f"{saved_model.ASSETS_EXTRA}/{OPERATIVE_CONFIG_FILE}")
     else:
       metadata["operative_config"] = None
-    with open(os.path.join(extra_dir, METADATA_FILE), "w",
+    with open(os.path.join(extra_dir, saved_model.METADATA_FILE), "w",
               encoding="utf-8") as f:
       json.dump(metadata, f, indent=2, sort_keys=True)
       f.write("\n")
@@ -425,145 +424,5 @@ def export_model(model_dir: str, export_dir: str, kind: Optional[str] = None,
   return final
 
 
-# ---------------------------------------------------------------------------
-# Loading (the clients behind nima-score / enhance --saved_model)
-
-
-def resolve_saved_model(path: str) -> str:
-  """A SavedModel folder, or an export base whose largest version is taken."""
-  if os.path.isfile(os.path.join(path, "saved_model.pb")):
-    return path
-  if os.path.isdir(path):
-    versions = [int(n) for n in os.listdir(path) if n.isdigit() and
-                os.path.isfile(os.path.join(path, n, "saved_model.pb"))]
-    if versions:
-      return os.path.join(path, str(max(versions)))
-  raise FileNotFoundError(f"{path}: no SavedModel (saved_model.pb) here or in "
-                          "an integer version folder below it")
-
-
-def read_metadata(saved_model: str) -> Dict[str, object]:
-  """model_metadata.json of an exported SavedModel ({} if absent)."""
-  path = os.path.join(resolve_saved_model(saved_model), ASSETS_EXTRA,
-                      METADATA_FILE)
-  if not os.path.isfile(path):
-    return {}
-  with open(path, "r", encoding="utf-8") as f:
-    return json.load(f)
-
-
-def load_signature(saved_model: str, name: str):
-  """(loaded SavedModel, its `name` signature); ExportError if it has none.
-
-  Keep the first with the second: it owns the variables.
-  """
-  path = resolve_saved_model(saved_model)
-  loaded = tf.saved_model.load(path)
-  if name not in loaded.signatures:
-    raise ExportError(f"{path}: no {name!r} signature (has "
-                      f"{', '.join(sorted(loaded.signatures))}); wrong kind?")
-  # Keep `loaded` alive with the signature: it owns the variables.
-  return loaded, loaded.signatures[name]
-
-
-def score_files_with_saved_model(saved_model: str, paths: Sequence[str],
-                                 batch_size: int = 32
-                                ) -> Iterator[scoring.ScoredImage]:
-  """Scores image files in order with an exported scorer's score_image_bytes.
-
-  Mirrors `scoring.score_files`: files that are missing, empty or not a
-  JPEG/PNG/GIF/BMP image are yielded with an error; so is a file the graph's
-  decoder rejects (a batch with one is retried image by image).
-
-  Args:
-    saved_model: a version folder or the export base (largest version).
-    paths: image files.
-    batch_size: images per request.
-
-  Yields:
-    scoring.ScoredImage per path, in order.
-  """
-  _, signature = load_signature(saved_model, "score_image_bytes")
-
-  def score(batch: List[bytes]) -> np.ndarray:
-    return signature(images=tf.constant(batch, tf.string))[
-        "distribution"].numpy()
-
-  pending: List[scoring.ScoredImage] = []
-  data: List[bytes] = []
-
-  def flush() -> Iterator[scoring.ScoredImage]:
-    good = [i for i, item in enumerate(pending) if item.error is None]
-    if good:
-      try:
-        for i, dist in zip(good, score([data[i] for i in good])):
-          pending[i].distribution = dist
-      except tf.errors.InvalidArgumentError:
-        for i in good:
-          try:
-            pending[i].distribution = score([data[i]])[0]
-          except tf.errors.InvalidArgumentError:
-            pending[i].error = f"{pending[i].path}: cannot decode image"
-    yield from pending
-    pending.clear()
-    data.clear()
-
-  for path in paths:
-    item = scoring.ScoredImage(path, None)
-    content = b""
-    try:
-      # The strict numpy read of the contract first (the graph accepts JPEGs
-      # libjpeg calls corrupt); TIFF, which graphs cannot decode, is sent as
-      # a 16-bit PNG of its pixels (8 and 16 bits kept exactly).
-      pixels = images.read_image(path)
-      with open(path, "rb") as f:
-        content = f.read()
-      if images.sniff_format(content) not in images.GRAPH_FORMATS:
-        content = images.encode_image(pixels, "png", bit_depth=16)
-      del pixels
-    except images.ImageReadError as err:
-      item.error = str(err)
-    except OSError as err:
-      item.error = f"{path}: cannot read ({err.strerror})"
-    pending.append(item)
-    data.append(content)
-    if sum(1 for p in pending if p.error is None) >= batch_size:
-      yield from flush()
-  yield from flush()
-
-
-@dataclasses.dataclass
-class SavedModelEnhancer:
-  """An exported enhancer, callable like enhancement.EnhancerBundle."""
-  path: str
-  metadata: Dict[str, object]
-  _loaded: object
-  _enhance: Callable[..., Dict[str, tf.Tensor]]
-
-  def __call__(self, image: np.ndarray) -> np.ndarray:
-    """Enhances one float RGB [h, w, 3] image in [0, 1]; clipped to [0, 1]."""
-    batch = tf.convert_to_tensor(image, tf.float32)[None]
-    return self._enhance(images=batch)["images"][0].numpy()
-
-
-def load_enhancer(saved_model: str) -> SavedModelEnhancer:
-  """Loads an exported enhancer for `enhance --saved_model`.
-
-  The float `enhance` signature is used (not the PNG one) so that the binary's
-  --bit_depth 16 and JPEG output work as with --model_dir.
-
-  Args:
-    saved_model: a version folder or the export base (largest version).
-
-  Returns:
-    callable float [h, w, 3] in [0, 1] -> float [h, w, 3] in [0, 1].
-  """
-  path = resolve_saved_model(saved_model)
-  loaded, signature = load_signature(path, "enhance")
-  return SavedModelEnhancer(path, read_metadata(path), loaded, signature)
-
-
 __all__ = ["export_model", "make_scorer_module", "make_enhancer_module",
-           "score_files_with_saved_model", "load_enhancer",
-           "resolve_saved_model", "read_metadata", "ExportError", "KINDS",
-           "SIGNATURES"]
+           "KINDS", "SIGNATURES"]

@@ -434,7 +434,7 @@ def export_tflite(model_dir: str, export_dir: str, kind: Optional[str] = None,
     the path of the written model.tflite.
 
   Raises:
-    TfliteError, export.ExportError: the request does not fit the model dir.
+    TfliteError, saved_model.ExportError: the request does not fit the model dir.
     FileNotFoundError: no model_spec.json or no checkpoint.
   """
   if quantize not in QUANTIZATIONS:
