@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence
 
 import tensorflow as tf
 
@@ -31,7 +31,7 @@ pipeline_options = beam_runner.pipeline_options
 
 
 def _run_pipeline(tasks: List[targets.TargetTask], results_dir: str,
-                  runner, options) -> List[Tuple[str, str, Optional[str]]]:
+                  runner, options) -> List[targets.Outcome]:
   """Runs process_image over tasks on the runner; returns the outcomes."""
   beam = require_beam()
 
@@ -49,9 +49,9 @@ def _run_pipeline(tasks: List[targets.TargetTask], results_dir: str,
                                       targets.FAILED)}
 
     def process(self, task):
-      path, status, reason = targets.process_image(task)
-      self.counters[status].inc()
-      yield (path, status, reason)
+      outcome = targets.process_image(task)
+      self.counters[outcome[1]].inc()
+      yield outcome
 
   results_file = os.path.join(results_dir, "outcomes.json")
 
@@ -67,8 +67,9 @@ def _run_pipeline(tasks: List[targets.TargetTask], results_dir: str,
          # One image per element is seconds of work: spread them evenly.
          | "Spread" >> beam.Reshuffle()
          | "Targets" >> beam.ParDo(ProcessImage())
-         # One small record per image (path, outcome, reason): 5,000 of them
-         # are a few hundred kB, gathered on one worker and written once.
+         # One small record per image (path, outcome, reason, air-light):
+         # 5,000 of them are a few hundred kB, gathered on one worker and
+         # written once.
          | "Gather" >> beam.combiners.ToList()
          | "Report" >> beam.Map(write_outcomes))
   with tf.io.gfile.GFile(results_file, "r") as f:
@@ -92,13 +93,14 @@ def prepare_targets_beam(input_dir: str, output_dir: str, operator: str,
                          beam_options: Sequence[str] = (),
                          workers: int = 1, max_side: Optional[int] = None,
                          params: Optional[dict] = None,
-                         log: Callable[[str], None] = print
+                         log: Callable[[str], None] = print,
+                         airlights: Optional[Dict[str, List[float]]] = None
                          ) -> Dict[str, object]:
   """`targets.prepare_targets` as an Apache Beam pipeline on `runner`.
 
   Args:
-    input_dir, output_dir, operator, max_side, params, log: as for
-      `targets.prepare_targets`; remote runners need paths their workers
+    input_dir, output_dir, operator, max_side, params, log, airlights: as
+      for `targets.prepare_targets`; remote runners need paths their workers
       can reach (gs://...).
     runner: Beam runner name.
     beam_options: standard Beam pipeline flags (see `pipeline_options`).
@@ -113,9 +115,9 @@ def prepare_targets_beam(input_dir: str, output_dir: str, operator: str,
   """
   runner_object, options = pipeline_options(runner, beam_options, workers)
   plan = targets.plan_targets(input_dir, output_dir, operator, max_side,
-                              params)
+                              params, airlights, log)
   targets.log_plan(plan, log)
-  outcomes: List[Tuple[str, str, Optional[str]]] = []
+  outcomes: List[targets.Outcome] = []
   if plan.tasks:
     # Outcomes travel through files beside the outputs: every runner's
     # workers can write where the targets go, and the launcher reads them.
@@ -126,4 +128,5 @@ def prepare_targets_beam(input_dir: str, output_dir: str, operator: str,
                                options)
     finally:
       _remove_results(results_dir)
+  targets.record_airlights(plan, outcomes)
   return targets.summarize(plan, outcomes, log)

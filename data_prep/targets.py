@@ -4,7 +4,9 @@ The binary (flags) is `nima_enhance/bin/prep_targets.py`. Every image of I
 (JPEG, PNG, 8/16-bit TIFF) becomes `O/<operator>/<name>.png` (16-bit PNG). The operator settings (gin configurables `llf_params` and
 `dehaze_params`) are resolved once in the parent process and recorded in
 `O/<operator>/params.json`; a rerun skips finished outputs and refuses to mix
-targets made with different settings.
+targets made with different settings. Dehazing takes per-image air-lights
+from a CSV where the user knows them and records the air-light it used for
+every image in `O/nonlocal_dehaze/airlight.csv` (`data_prep.airlight_table`).
 
 One per-image function (`process_image`) does the work for both engines: the
 local process pool here (`prepare_targets`; workers are spawned, not forked:
@@ -28,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 import tqdm
 
+from data_prep import airlight_table
 from data_prep import dehaze
 from data_prep.local_laplacian import llf_params
 from data_prep.local_laplacian import local_laplacian
@@ -50,11 +53,13 @@ def operator_params(operator: str) -> dict:
   raise ValueError(f"unknown operator {operator!r}; one of {OPERATORS}")
 
 
-def _apply(operator: str, image: np.ndarray, params: dict) -> np.ndarray:
+def _apply(operator: str, image: np.ndarray,
+           params: dict) -> Tuple[np.ndarray, Optional[List[float]]]:
+  """(target, the air-light used: dehazing only, else None)."""
   if operator == "local_laplacian":
-    return local_laplacian(image, **params)
-  dehazed, _, _ = dehaze.nonlocal_dehaze(image, **params)
-  return dehazed
+    return local_laplacian(image, **params), None
+  dehazed, _, air = dehaze.nonlocal_dehaze(image, **params)
+  return dehazed, [round(float(value), 4) for value in air]
 
 
 def _is_remote(path: str) -> bool:
@@ -138,37 +143,51 @@ class TargetTask:
   max_pixels: Optional[int] = None
 
 
-def process_image(task: TargetTask) -> Tuple[str, str, Optional[str]]:
+Outcome = Tuple[str, str, Optional[str], Optional[List[float]]]
+
+
+def process_image(task: TargetTask) -> Outcome:
   """The per-image job of both engines (local pool and Beam).
 
   Idempotent: an existing output is left alone (a Beam runner may retry a
   bundle, and a rerun resumes), and the output appears atomically.
 
   Returns:
-    (input path, WRITTEN / DONE / FAILED, reason naming the file or None).
+    (input path, WRITTEN / DONE / FAILED, reason naming the file or None,
+    the air-light used when dehazing wrote the target, else None).
   """
   if tf.io.gfile.exists(task.out_path):
-    return task.path, DONE, None
+    return task.path, DONE, None, None
   try:
     image = _read_image(task.path, task.max_pixels, task.max_side)
   except images.ImageReadError as err:
-    return task.path, FAILED, str(err).splitlines()[0]
-  target = _apply(task.operator, image, task.params)
+    return task.path, FAILED, str(err).splitlines()[0], None
+  target, air = _apply(task.operator, image, task.params)
   write_bytes(task.out_path, images.encode_image(target, "png", bit_depth=16))
-  return task.path, WRITTEN, None
+  return task.path, WRITTEN, None, air
 
 
-def _check_params(out_dir: str, operator: str, params: dict) -> None:
-  """Records the settings; refuses to resume with different ones."""
+def _check_params(out_dir: str, operator: str, params: dict,
+                  airlights: Optional[Dict[str, List[float]]] = None) -> None:
+  """Records the settings; refuses to resume with different ones.
+
+  Per-image air-lights are settings too: a rerun with another table (or
+  none) would mix targets made with different air-lights.
+  """
   record = {"operator": operator, "params": params}
+  if airlights:
+    record["airlights"] = airlights
   path = os.path.join(out_dir, PARAMS_FILE)
   if tf.io.gfile.exists(path):
     with tf.io.gfile.GFile(path, "r") as f:
       previous = json.load(f)
     if previous != json.loads(json.dumps(record)):
+      other = ("other per-image air-lights (--airlight_csv)"
+               if previous.get("params") == record["params"]
+               else f"other settings ({previous['params']})")
       raise config.ConfigError(
-          f"{path} records other settings ({previous['params']}); use a new "
-          f"--output_dir or delete {out_dir}")
+          f"{path} records {other}; use a new --output_dir or delete "
+          f"{out_dir}")
     return
   write_bytes(path, (json.dumps(record, indent=2, sort_keys=True)
                      + "\n").encode("utf-8"))
@@ -189,11 +208,21 @@ class Plan:
 
 def plan_targets(input_dir: str, output_dir: str, operator: str,
                  max_side: Optional[int] = None,
-                 params: Optional[dict] = None) -> Plan:
+                 params: Optional[dict] = None,
+                 airlights: Optional[Dict[str, List[float]]] = None,
+                 log: Callable[[str], None] = print) -> Plan:
   """Checks the folders and settings and lists the images still to do.
 
+  Args:
+    input_dir, output_dir, operator, max_side, params: as for
+      `prepare_targets`.
+    airlights: per-image air-lights ({file name or stem: [r, g, b]},
+      `airlight_table.read_table`) for "nonlocal_dehaze"; they replace the
+      estimate (or `params["airlight"]`) for the images they name.
+    log: where a warning about names that match no input goes.
+
   Raises:
-    ValueError: unknown operator.
+    ValueError: unknown operator, or air-lights for another operator.
     FileNotFoundError / NotADirectoryError: input_dir is missing.
     config.ConfigError: outputs exist with different recorded settings.
   """
@@ -203,14 +232,23 @@ def plan_targets(input_dir: str, output_dir: str, operator: str,
     raise FileNotFoundError(f"--input_dir {input_dir}: no such folder")
   if not tf.io.gfile.isdir(input_dir):
     raise NotADirectoryError(f"--input_dir {input_dir}: not a folder")
+  if airlights and operator != "nonlocal_dehaze":
+    raise ValueError(f"per-image air-lights are for nonlocal_dehaze, not "
+                     f"{operator}")
   params = dict(params if params is not None else operator_params(operator))
   out_dir = os.path.join(output_dir, operator)
   paths, left_out = _list_inputs(input_dir)
   if not _is_remote(out_dir):
     # <name>.png targets written into the input folder would replace a.png.
     image_files.refuse_overwrite(paths, out_dir, "--output_dir")
+  if airlights:
+    stray = airlight_table.unmatched(airlights, paths)
+    if stray:
+      log(f"prep-targets: {len(stray)} air-light rows match no input (used "
+          f"for none): {', '.join(stray[:10])}"
+          + (" ..." if len(stray) > 10 else ""))
   tf.io.gfile.makedirs(out_dir)
-  _check_params(out_dir, operator, params)
+  _check_params(out_dir, operator, params, airlights)
   plan = Plan(input_dir, out_dir, operator, params, paths, [], 0,
               [f"{p}: {r}" for p, r in left_out.items()])
   seen: Dict[str, str] = {}
@@ -227,8 +265,10 @@ def plan_targets(input_dir: str, output_dir: str, operator: str,
     if tf.io.gfile.exists(out_path):
       plan.skipped += 1
       continue
-    plan.tasks.append(TargetTask(path, out_path, operator, params, max_side,
-                                 image_files.get_max_pixels()))
+    given = airlight_table.lookup(airlights or {}, path)
+    task_params = params if given is None else dict(params, airlight=given)
+    plan.tasks.append(TargetTask(path, out_path, operator, task_params,
+                                 max_side, image_files.get_max_pixels()))
   return plan
 
 
@@ -238,7 +278,23 @@ def log_plan(plan: Plan, log: Callable[[str], None]) -> None:
       f"{plan.operator} {plan.params}")
 
 
-def summarize(plan: Plan, results: Iterable[Tuple[str, str, Optional[str]]],
+def record_airlights(plan: Plan, results: Iterable[Outcome]) -> None:
+  """Adds the air-lights of the targets written to `airlight.csv` (dehazing).
+
+  Rows of earlier runs are kept (a resumed run adds its own); the file is
+  replaced atomically.
+  """
+  used = {os.path.basename(r[0]): r[3] for r in results
+          if r[1] == WRITTEN and len(r) > 3 and r[3] is not None}
+  if not used:
+    return
+  path = os.path.join(plan.out_dir, airlight_table.RECORD_FILE)
+  rows = airlight_table.read_table(path) if tf.io.gfile.exists(path) else {}
+  rows.update(used)
+  write_bytes(path, airlight_table.format_table(rows).encode("utf-8"))
+
+
+def summarize(plan: Plan, results: Iterable[Outcome],
               log: Callable[[str], None]) -> Dict[str, object]:
   """The counts and the skipped-file lines of a finished run (both engines).
 
@@ -247,11 +303,10 @@ def summarize(plan: Plan, results: Iterable[Tuple[str, str, Optional[str]]],
      "failed_files" (sorted "path: reason")}.
   """
   results = list(results)
-  failed = plan.failed + [reason for _, status, reason in results
-                          if status == FAILED]
-  written = sum(1 for _, status, _ in results if status == WRITTEN)
+  failed = plan.failed + [r[2] for r in results if r[1] == FAILED]
+  written = sum(1 for r in results if r[1] == WRITTEN)
   # Outputs that appeared between planning and processing count as done.
-  skipped = plan.skipped + sum(1 for _, status, _ in results if status == DONE)
+  skipped = plan.skipped + sum(1 for r in results if r[1] == DONE)
   log(f"prep-targets: wrote {written}, skipped {skipped} done, "
       f"{len(failed)} unreadable")
   for line in sorted(failed):
@@ -263,7 +318,9 @@ def summarize(plan: Plan, results: Iterable[Tuple[str, str, Optional[str]]],
 def prepare_targets(input_dir: str, output_dir: str, operator: str,
                     workers: int = 1, max_side: Optional[int] = None,
                     params: Optional[dict] = None, progress: bool = True,
-                    log: Callable[[str], None] = print) -> Dict[str, object]:
+                    log: Callable[[str], None] = print,
+                    airlights: Optional[Dict[str, List[float]]] = None
+                    ) -> Dict[str, object]:
   """Writes `output_dir/<operator>/<name>.png` for every image of input_dir.
 
   The local engine: a pool of spawned processes (`workers` > 1) or this
@@ -280,6 +337,10 @@ def prepare_targets(input_dir: str, output_dir: str, operator: str,
     params: operator keyword arguments; default `operator_params(operator)`.
     progress: show a tqdm progress bar.
     log: where the summary lines go.
+    airlights: nonlocal_dehaze only: {input file name or stem: [r, g, b]}
+      air-lights that replace the estimate for those images
+      (`airlight_table.read_table`). Every run adds the air-light used for
+      each target it writes to `<operator>/airlight.csv`.
 
   Returns:
     {"total", "written", "skipped" (already done), "failed" (count),
@@ -289,20 +350,25 @@ def prepare_targets(input_dir: str, output_dir: str, operator: str,
     FileNotFoundError / NotADirectoryError: input_dir is missing.
     config.ConfigError: outputs exist with different recorded settings.
   """
-  plan = plan_targets(input_dir, output_dir, operator, max_side, params)
+  plan = plan_targets(input_dir, output_dir, operator, max_side, params,
+                      airlights, log)
   log_plan(plan, log)
   bar = tqdm.tqdm(total=len(plan.tasks), unit="img", disable=not progress,
                   file=sys.stderr)
   results = []
-  if workers > 1 and len(plan.tasks) > 1:
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(min(workers, len(plan.tasks))) as pool:
-      for result in pool.imap_unordered(process_image, plan.tasks):
-        results.append(result)
+  try:
+    if workers > 1 and len(plan.tasks) > 1:
+      context = multiprocessing.get_context("spawn")
+      with context.Pool(min(workers, len(plan.tasks))) as pool:
+        for result in pool.imap_unordered(process_image, plan.tasks):
+          results.append(result)
+          bar.update(1)
+    else:
+      for task in plan.tasks:
+        results.append(process_image(task))
         bar.update(1)
-  else:
-    for task in plan.tasks:
-      results.append(process_image(task))
-      bar.update(1)
-  bar.close()
+  finally:
+    # Also when interrupted: the targets already written keep their rows.
+    bar.close()
+    record_airlights(plan, results)
   return summarize(plan, results, log)

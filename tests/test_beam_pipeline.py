@@ -148,3 +148,24 @@ def test_cli_direct_runner(input_dir, tmp_path):
   assert "notes.jpg" in result.stdout and "truncated.jpg" in result.stdout
   assert sorted(os.listdir(os.path.join(out, "local_laplacian"))) == [
       "chelsea.png", "coffee.png", "params.json", "rocket.png"]
+
+
+def test_beam_dehaze_takes_and_records_airlights_as_the_pool(input_dir,
+                                                             tmp_path):
+  pytest.importorskip("apache_beam")
+  params = dict(gamma=1.0, airlight=None, lam=0.1, t_min=0.1,
+                num_haze_lines=1000)
+  known = {"coffee": [0.7, 0.75, 0.8]}
+  local, beam = str(tmp_path / "local"), str(tmp_path / "beam")
+  quiet = lambda _: None  # noqa: E731
+  targets.prepare_targets(input_dir, local, "nonlocal_dehaze", max_side=32,
+                          params=params, progress=False, log=quiet,
+                          airlights=known)
+  beam_pipeline.prepare_targets_beam(
+      input_dir, beam, "nonlocal_dehaze", "DirectRunner", max_side=32,
+      params=params, log=quiet, airlights=known)
+  from_pool = _files(os.path.join(local, "nonlocal_dehaze"))
+  from_beam = _files(os.path.join(beam, "nonlocal_dehaze"))
+  assert "airlight.csv" in from_beam
+  assert b"coffee.png,0.7000,0.7500,0.8000" in from_beam["airlight.csv"]
+  assert from_beam == from_pool

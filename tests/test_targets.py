@@ -139,3 +139,103 @@ def test_written_targets_equal_the_operator_on_the_same_file(
     assert written.shape == expected.shape
     assert np.abs(written - expected).max() <= PNG16_TOLERANCE
     assert np.abs(written - image).mean() > 0.005  # not the input copied
+
+
+DEHAZE_FAST = dict(gamma=1.0, airlight=None, lam=0.1, t_min=0.1,
+                   num_haze_lines=1000)
+
+
+def test_dehaze_takes_known_airlights_and_records_every_one_used(
+    input_dir, tmp_path):
+  import data_prep  # pylint: disable=g-import-not-at-top
+  from data_prep import airlight_table  # pylint: disable=g-import-not-at-top
+  from nima_enhance import config  # pylint: disable=g-import-not-at-top
+  out = str(tmp_path / "out")
+  known = {"coffee": [0.7, 0.75, 0.8], "nothing_here.jpg": [0.5, 0.5, 0.5]}
+  lines = []
+  counts = targets.prepare_targets(input_dir, out, "nonlocal_dehaze",
+                                   params=DEHAZE_FAST, max_side=48,
+                                   progress=False, log=lines.append,
+                                   airlights=known)
+  assert counts["written"] == 2
+  assert any("1 air-light rows match no input" in line
+             and "nothing_here.jpg" in line for line in lines)
+  folder = os.path.join(out, "nonlocal_dehaze")
+  recorded = airlight_table.read_table(os.path.join(folder, "airlight.csv"))
+  assert sorted(recorded) == ["coffee.png", "rocket.jpg"]
+  assert recorded["coffee.png"] == known["coffee"]
+  for name, given in (("coffee.png", known["coffee"]), ("rocket.jpg", None)):
+    image = images.resize_max_side(
+        images.read_image(os.path.join(input_dir, name)), 48)
+    expected, _, air = data_prep.nonlocal_dehaze(
+        image, **dict(DEHAZE_FAST, airlight=given))
+    written = images.read_image(os.path.join(
+        folder, os.path.splitext(name)[0] + ".png"))
+    assert np.abs(written - expected).max() <= PNG16_TOLERANCE
+    # The estimate for rocket, the given value for coffee.
+    np.testing.assert_allclose(recorded[name], air, atol=1e-4)
+  # The given air-light changed coffee's target (not silently ignored).
+  estimated = data_prep.nonlocal_dehaze(images.resize_max_side(
+      images.read_image(os.path.join(input_dir, "coffee.png")), 48),
+                                        **DEHAZE_FAST)[0]
+  written = images.read_image(os.path.join(folder, "coffee.png"))
+  assert np.abs(written - estimated).max() > 0.01
+  # Another table would mix targets of different air-lights: refused.
+  with pytest.raises(config.ConfigError, match="air-lights"):
+    targets.prepare_targets(input_dir, out, "nonlocal_dehaze",
+                            params=DEHAZE_FAST, max_side=48, progress=False,
+                            log=lambda _: None,
+                            airlights={"coffee": [0.6, 0.6, 0.6]})
+  with pytest.raises(ValueError, match="nonlocal_dehaze"):
+    targets.prepare_targets(input_dir, str(tmp_path / "llf"),
+                            "local_laplacian", params=FAST_LLF,
+                            progress=False, log=lambda _: None,
+                            airlights=known)
+
+
+def test_interrupted_dehaze_keeps_the_airlights_of_written_targets(
+    input_dir, tmp_path, monkeypatch):
+  from data_prep import airlight_table  # pylint: disable=g-import-not-at-top
+  out = str(tmp_path / "out")
+  real = targets.process_image
+  calls = []
+
+  def stop_at_second(task):
+    calls.append(task.path)
+    if len(calls) == 2:
+      raise KeyboardInterrupt
+    return real(task)
+
+  monkeypatch.setattr(targets, "process_image", stop_at_second)
+  with pytest.raises(KeyboardInterrupt):
+    targets.prepare_targets(input_dir, out, "nonlocal_dehaze",
+                            params=DEHAZE_FAST, max_side=32, progress=False,
+                            log=lambda _: None,
+                            airlights={"coffee": [0.7, 0.75, 0.8]})
+  folder = os.path.join(out, "nonlocal_dehaze")
+  recorded = airlight_table.read_table(os.path.join(folder, "airlight.csv"))
+  assert recorded == {"coffee.png": [0.7, 0.75, 0.8]}
+  # The resumed run adds its rows to the record and keeps the earlier one.
+  monkeypatch.setattr(targets, "process_image", real)
+  targets.prepare_targets(input_dir, out, "nonlocal_dehaze",
+                          params=DEHAZE_FAST, max_side=32, progress=False,
+                          log=lambda _: None,
+                          airlights={"coffee": [0.7, 0.75, 0.8]})
+  recorded = airlight_table.read_table(os.path.join(folder, "airlight.csv"))
+  assert sorted(recorded) == ["coffee.png", "rocket.jpg"]
+
+
+def test_cli_airlight_csv_errors_are_one_line_exit_2(input_dir, tmp_path):
+  out = str(tmp_path / "out")
+  table = tmp_path / "known.csv"
+  table.write_text("name,r,g,b\ncoffee,0.8,0.8\n")
+  bad = _cli("--input_dir", input_dir, "--output_dir", out, "--operator",
+             "nonlocal_dehaze", "--airlight_csv", str(table))
+  assert bad.returncode == 2
+  assert "Traceback" not in bad.stderr
+  assert "known.csv:2: expected name,r,g,b" in bad.stderr.strip().splitlines()[-1]
+  wrong_operator = _cli("--input_dir", input_dir, "--output_dir", out,
+                        "--operator", "local_laplacian", "--airlight_csv",
+                        str(table))
+  assert wrong_operator.returncode == 2
+  assert "--airlight_csv" in wrong_operator.stderr.strip().splitlines()[-1]

@@ -3,6 +3,7 @@
     prep-targets --input_dir I --output_dir O --operator local_laplacian \\
         [--gin_bindings "llf_params.preset = 'tone_mapping'"] [--workers 2]
     prep-targets ... --runner DirectRunner [--beam_options "--flag=value ..."]
+    prep-targets ... --operator nonlocal_dehaze [--airlight_csv known.csv]
 
 Every image of I becomes `O/<operator>/<name>.png` (16-bit PNG); see
 `data_prep.targets.prepare_targets` for the resume and skip rules. The flags
@@ -20,6 +21,7 @@ from typing import List
 
 from absl import flags
 
+from data_prep import airlight_table
 from data_prep import beam_pipeline
 from data_prep import targets
 from nima_enhance import config
@@ -38,6 +40,12 @@ flags.DEFINE_string("runner", None, "Run as an Apache Beam pipeline on this "
 flags.DEFINE_multi_string("beam_options", [], "Beam pipeline options for "
                           "--runner, e.g. \"--project=P --region=R "
                           "--temp_location=gs://B/tmp\" (repeatable).")
+flags.DEFINE_string("airlight_csv", None, "nonlocal_dehaze: CSV of known "
+                    "air-lights, rows name,r,g,b (the input's file name or "
+                    "stem; r, g, b in (0, 1], the image's own values); they "
+                    "replace the estimate for those images. Each run records "
+                    "the air-lights it used in <output_dir>/nonlocal_dehaze/"
+                    "airlight.csv (same format).")
 common.define_gin_flags()
 common.define_max_pixels_flag()
 flags.mark_flags_as_required(["input_dir", "output_dir", "operator"])
@@ -51,11 +59,16 @@ def main(argv: List[str]) -> None:
     raise common.UsageError("--max_side must be >= 1")
   if FLAGS.beam_options and not FLAGS.runner:
     raise common.UsageError("--beam_options needs --runner")
+  if FLAGS.airlight_csv and FLAGS.operator != "nonlocal_dehaze":
+    raise common.UsageError("--airlight_csv is for --operator "
+                            "nonlocal_dehaze")
   if FLAGS.runner:
     # Checked first: without the extra this is the one line the user sees.
     beam_pipeline.require_beam()
   if "://" not in FLAGS.output_dir:
     common.check_output_dir(FLAGS.output_dir)  # before any work
+  airlights = (airlight_table.read_table(FLAGS.airlight_csv)
+               if FLAGS.airlight_csv else None)
   config.parse_gin(FLAGS.gin_file, FLAGS.gin_bindings)
   try:
     params = targets.operator_params(FLAGS.operator)
@@ -67,11 +80,12 @@ def main(argv: List[str]) -> None:
     result = beam_pipeline.prepare_targets_beam(
         FLAGS.input_dir, FLAGS.output_dir, FLAGS.operator, FLAGS.runner,
         FLAGS.beam_options, workers=FLAGS.workers, max_side=FLAGS.max_side,
-        params=params)
+        params=params, airlights=airlights)
   else:
     result = targets.prepare_targets(
         FLAGS.input_dir, FLAGS.output_dir, FLAGS.operator,
-        workers=FLAGS.workers, max_side=FLAGS.max_side, params=params)
+        workers=FLAGS.workers, max_side=FLAGS.max_side, params=params,
+        airlights=airlights)
   # Exit codes as every binary: 1 when files were skipped, 2 when nothing
   # could be made (targets already there count as made).
   if result and not result["total"] and not result["failed"]:
