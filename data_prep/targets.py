@@ -273,9 +273,12 @@ def plan_targets(input_dir: str, output_dir: str, operator: str,
 
 
 def log_plan(plan: Plan, log: Callable[[str], None]) -> None:
+  given = sum(1 for task in plan.tasks
+              if task.params.get("airlight") != plan.params.get("airlight"))
   log(f"prep-targets: {len(plan.paths)} images in {plan.input_dir}, "
       f"{plan.skipped} already done, {len(plan.tasks)} to write with "
-      f"{plan.operator} {plan.params}")
+      f"{plan.operator} {plan.params}"
+      + (f" ({given} with a given air-light)" if given else ""))
 
 
 def record_airlights(plan: Plan, results: Iterable[Outcome]) -> None:

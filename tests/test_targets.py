@@ -160,6 +160,7 @@ def test_dehaze_takes_known_airlights_and_records_every_one_used(
   assert counts["written"] == 2
   assert any("1 air-light rows match no input" in line
              and "nothing_here.jpg" in line for line in lines)
+  assert any("(1 with a given air-light)" in line for line in lines)
   folder = os.path.join(out, "nonlocal_dehaze")
   recorded = airlight_table.read_table(os.path.join(folder, "airlight.csv"))
   assert sorted(recorded) == ["coffee.png", "rocket.jpg"]
