@@ -40,6 +40,7 @@ _REPO_GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(
 CONFIGURABLE_MODULES = (
     "nima_enhance.models.nima",
     "nima_enhance.data.ava",
+    "nima_enhance.data.ava_pipeline",
     "nima_enhance.train.loop",
     "nima_enhance.train.nima_task",
     "nima_enhance.models.can",

@@ -13,7 +13,7 @@ import keras
 import tensorflow as tf
 
 from nima_enhance import metrics
-from nima_enhance.data import ava
+from nima_enhance.data import ava_pipeline
 from nima_enhance.metrics import emd  # pylint: disable=unused-import
 
 
@@ -63,17 +63,17 @@ def nima_input_pixels(enhanced, nima_preprocessing: Optional[Dict] = None
   the quality term must not be able to raise the score with them (clipping
   passes gradients for every in-range pixel). With `nima_preprocessing` (the
   dict stored with a trained NIMA), each image is resized exactly as NIMA was
-  evaluated (`ava.preprocess_tf`, as `scoring.eval_pixels_tf`); without it
-  NIMA sees the image at its own size (the paper's setting, where NIMA and
-  the CAN both use 480x640).
+  evaluated (`ava_pipeline.preprocess_tf`, as `scoring.eval_pixels_tf`);
+  without it NIMA sees the image at its own size (the paper's setting, where
+  NIMA and the CAN both use 480x640).
   """
   enhanced = tf.clip_by_value(tf.cast(enhanced, tf.float32), 0.0, 1.0)
   if nima_preprocessing is None:
     return enhanced * 255.0
   height, width = nima_preprocessing["image_size"]
   return tf.map_fn(
-      lambda image: ava.preprocess_tf(image, nima_preprocessing,
-                                      training=False),
+      lambda image: ava_pipeline.preprocess_tf(image, nima_preprocessing,
+                                               training=False),
       enhanced,
       fn_output_signature=tf.TensorSpec([height, width, 3], tf.float32))
 

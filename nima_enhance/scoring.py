@@ -3,7 +3,7 @@
 One path for nima-eval, nima-score, the enhancer's frozen NIMA and export: the
 model is rebuilt from `model_spec.json` (written by the training loop) and the
 latest checkpoint, and images go through the same decode and evaluation
-preprocessing as in training (`ava.preprocess_tf`).
+preprocessing as in training (`ava_pipeline.preprocess_tf`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from nima_enhance import metrics
 from nima_enhance.data import ava
+from nima_enhance.data import ava_pipeline
 from nima_enhance.data import images
 # A restored NIMA lives with the model (models/nima.py) so that the enhancer's
 # training task can load one without importing this higher layer.
@@ -30,7 +31,7 @@ from nima_enhance.models.nima import load_nima  # pylint: disable=unused-import
 def eval_pixels_tf(image: tf.Tensor,
                    preprocessing: Dict[str, object]) -> tf.Tensor:
   """float [0, 1] image -> NIMA input pixels [0, 255] (evaluation path)."""
-  return ava.preprocess_tf(image, preprocessing, training=False)
+  return ava_pipeline.preprocess_tf(image, preprocessing, training=False)
 
 
 def eval_pixels(image: np.ndarray,
@@ -116,21 +117,21 @@ _PLANNED_FNS: Dict[str, object] = {}
 def _planned_fn(preprocessing: Dict[str, object]):
   """(JPEG bytes, int64 [4] header) -> NIMA input pixels, one traced call.
 
-  The evaluation pipeline's reader (`ava.load_pixels_tf` on the file's
+  The evaluation pipeline's reader (`ava_pipeline.load_pixels_tf` on the file's
   `images.decode_plan_tf`): the decode at the reduced scale, the resize
   rule read straight from its uint8 pixels and scaled to [0, 255] in the
   same pass, no header parse in the graph.
   """
   key = json.dumps(preprocessing, sort_keys=True)
   if key not in _PLANNED_FNS:
-    size = ava.decode_size(preprocessing)
+    size = ava_pipeline.decode_size(preprocessing)
 
     @tf.function(input_signature=[tf.TensorSpec([], tf.string),
                                   tf.TensorSpec([4], tf.int64)])
     def planned(data, header):
       plan = images.decode_plan_tf(header, size, max_pixels=_NO_PIXEL_LIMIT)
-      return ava.load_pixels_tf(data, preprocessing, training=False,
-                                plan=plan)
+      return ava_pipeline.load_pixels_tf(data, preprocessing, training=False,
+                                         plan=plan)
 
     _PLANNED_FNS[key] = planned
   return _PLANNED_FNS[key]
@@ -140,7 +141,8 @@ def file_pixels_fn(preprocessing: Dict[str, object]):
   """path -> NIMA input pixels [H, W, 3] in [0, 255], as nima-score reads.
 
   The reading contract (`images.read_image`: a JPEG decoded reduced toward
-  `ava.decode_size` in the DCT domain) and the evaluation preprocessing.
+  `ava_pipeline.decode_size` in the DCT domain) and the evaluation
+  preprocessing.
   A JPEG is read in one traced call from its bytes (`_planned_fn`, under
   the contract's checks: `images.decode_jpeg_with`): the decode and the
   resize from its uint8 pixels: against decoding to float and resizing
@@ -153,7 +155,7 @@ def file_pixels_fn(preprocessing: Dict[str, object]):
   """
   to_pixels = _pixels_fn(preprocessing)
   planned = _planned_fn(preprocessing)
-  target = ava.decode_size(preprocessing)
+  target = ava_pipeline.decode_size(preprocessing)
 
   def load(path: str) -> np.ndarray:
     try:
@@ -246,8 +248,8 @@ def _pipeline(bundle, remaining, read, batch_size, call, num_threads, size):
 def evaluate_split(bundle: NimaBundle, ava_dir: str, ratings: ava.AvaRatings,
                    batch_size: int = 32) -> Dict[str, float]:
   """Table 1 metrics of the model on `ratings` (already checked files)."""
-  dataset = ava.make_dataset(ava_dir, ratings, bundle.preprocessing,
-                             batch_size, training=False)
+  dataset = ava_pipeline.make_dataset(ava_dir, ratings, bundle.preprocessing,
+                                      batch_size, training=False)
   predict = tf.function(lambda x: bundle.model(x, training=False))
   streaming = metrics.RatingMetrics()
   for pixels, distribution in dataset:

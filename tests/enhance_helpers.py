@@ -68,6 +68,7 @@ def make_nima_dir(model_dir: str, train_steps: int = 0,
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from nima_enhance import config  # pylint: disable=g-import-not-at-top
   from nima_enhance.data import ava  # pylint: disable=g-import-not-at-top
+  from nima_enhance.data import ava_pipeline  # pylint: disable=g-import-not-at-top
   from nima_enhance.models import nima as nima_lib  # pylint: disable=g-import-not-at-top
   gin.clear_config()
   if train_steps:
@@ -88,7 +89,8 @@ def make_nima_dir(model_dir: str, train_steps: int = 0,
   model = nima_lib.build_nima(backbone="small_cnn", weights=None, dropout=0.1)
   tf.train.Checkpoint(model=model).save(os.path.join(model_dir, "ckpt"))
   spec = {"task": "nima",
-          "preprocessing": ava.preprocessing_config(image_size=(96, 128)),
+          "preprocessing": ava_pipeline.preprocessing_config(
+              image_size=(96, 128)),
           "build_nima": {"backbone": "small_cnn", "dropout": 0.1}}
   with open(os.path.join(model_dir, "model_spec.json"), "w",
             encoding="utf-8") as f:

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from nima_enhance.bin import common
 from nima_enhance.data import ava
+from nima_enhance.data import ava_pipeline
 from nima_enhance.data import synthetic
 from nima_enhance.train import distribute
 from nima_enhance.train import loop
@@ -141,8 +142,9 @@ def test_loop_refuses_dynamic_shapes_when_required(tmp_path):
 
 def test_ava_training_input_is_static(small_ava):
   root, ratings = small_ava
-  preprocessing = ava.preprocessing_config(image_size=(32, 32))
-  data = ava.make_dataset(root, ratings, preprocessing, 4, training=True)
+  preprocessing = ava_pipeline.preprocessing_config(image_size=(32, 32))
+  data = ava_pipeline.make_dataset(root, ratings, preprocessing, 4,
+                                   training=True)
   distribute.assert_static_shapes(data, "AVA training input")
 
 

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 import nima_enhance
 from nima_enhance import scoring
-from nima_enhance.data import ava
+from nima_enhance.data import ava_pipeline
 from nima_enhance.data import images
 from nima_enhance.enhance import evaluate
 
@@ -26,8 +26,8 @@ def nima_dir(tmp_path_factory):
 
 def _reference_mean(nima_dir, image):
   bundle = scoring.load_nima(nima_dir)
-  pixels = ava.preprocess_tf(tf.constant(image), bundle.preprocessing,
-                             training=False)
+  pixels = ava_pipeline.preprocess_tf(tf.constant(image), bundle.preprocessing,
+                                      training=False)
   distribution = bundle.model(pixels[None], training=False).numpy()[0]
   return float(np.sum(distribution * np.arange(1, 11)))
 

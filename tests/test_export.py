@@ -14,7 +14,7 @@ import tensorflow as tf
 
 import serving_helpers as helpers
 from nima_enhance import scoring
-from nima_enhance.data import ava
+from nima_enhance.data import ava_pipeline
 from nima_enhance.data import images
 from nima_enhance.enhance import inference
 from nima_enhance.serving import export
@@ -87,9 +87,10 @@ def test_scorer_signatures_match_checkpoint(nima_dir, scorer_export,
                                [r.std for r in reference], atol=TOL, rtol=0)
   # score_images: decoded pixels in 0..255, resized inside the graph; a
   # client decoding as the scorer does (reduced toward its first resize,
-  # ava.decode_size) gets the bytes signature's scores.
+  # ava_pipeline.decode_size) gets the bytes signature's scores.
   pixels = images.decode_image_bytes(
-      data[0], target_size=ava.decode_size(helpers.PREPROCESSING)) * 255.0
+      data[0],
+      target_size=ava_pipeline.decode_size(helpers.PREPROCESSING)) * 255.0
   out = loaded.signatures["score_images"](images=tf.constant(pixels[None]))
   np.testing.assert_allclose(out["distribution"].numpy()[0], expected[0],
                              atol=TOL, rtol=0)

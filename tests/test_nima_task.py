@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from nima_enhance.data import ava
+from nima_enhance.data import ava_pipeline
 from nima_enhance.train import nima_task
 
 pytestmark = pytest.mark.usefixtures("clean_gin")
@@ -24,13 +25,13 @@ def _mirrored_count(got, batch):
 def test_flip_batch_mirrors_about_half_and_only_when_asked():
   batch = np.random.default_rng(0).uniform(
       0, 255, (64, 5, 7, 3)).astype(np.float32)
-  prep = ava.preprocessing_config(random_flip=True)
-  flipped = _mirrored_count(ava.flip_batch_tf(tf.constant(batch),
-                                              prep).numpy(), batch)
+  prep = ava_pipeline.preprocessing_config(random_flip=True)
+  flipped = _mirrored_count(ava_pipeline.flip_batch_tf(tf.constant(batch),
+                                                       prep).numpy(), batch)
   assert 16 <= flipped <= 48
-  off = ava.preprocessing_config(random_flip=False)
+  off = ava_pipeline.preprocessing_config(random_flip=False)
   np.testing.assert_array_equal(
-      ava.flip_batch_tf(tf.constant(batch), off).numpy(), batch)
+      ava_pipeline.flip_batch_tf(tf.constant(batch), off).numpy(), batch)
 
 
 def test_training_step_flips_and_the_pipeline_does_not(monkeypatch):
@@ -52,7 +53,7 @@ def test_training_step_flips_and_the_pipeline_does_not(monkeypatch):
   np.testing.assert_array_equal(seen[-1], batch)
   # The loose-file pipeline is built without the flip.
   made = {}
-  monkeypatch.setattr(ava, "make_dataset",
+  monkeypatch.setattr(ava_pipeline, "make_dataset",
                       lambda *args, **kwargs: made.setdefault("prep", args[2]))
   task.dataset(None, 4, 0, 0)
   assert made["prep"] == dict(task.preprocessing, random_flip=False)

@@ -24,6 +24,7 @@ import image_zoo
 import serving_helpers
 from nima_enhance import scoring
 from nima_enhance.data import ava
+from nima_enhance.data import ava_pipeline
 from nima_enhance.data import fivek
 from nima_enhance.data import image_files
 from nima_enhance.data import images
@@ -221,11 +222,11 @@ def test_ava_manifest_and_pipeline_follow_the_contract(zoo, tmp_path):
   assert report.skipped["7"].startswith("too-large")
   preprocessing = {"mode": "paper", "image_size": [24, 36],
                    "resize_size": 64, "random_flip": False}
-  dataset = ava.make_dataset(str(ava_dir), ratings.subset(report.good),
-                             preprocessing, 4, training=False)
+  dataset = ava_pipeline.make_dataset(str(ava_dir), ratings.subset(report.good),
+                                      preprocessing, 4, training=False)
   pixels = next(iter(dataset))[0].numpy()
   for row, image_id in zip(pixels, report.good):
-    expected = ava.preprocess_tf(images.read_image(
+    expected = ava_pipeline.preprocess_tf(images.read_image(
         str(ava_dir / "images" / f"{image_id}.jpg")), preprocessing,
                                  training=False).numpy()
     np.testing.assert_allclose(row, expected, atol=1e-4)

@@ -16,7 +16,7 @@ import tensorflow as tf
 import serving_helpers as helpers
 from nima_enhance import metrics
 from nima_enhance import scoring
-from nima_enhance.data import ava
+from nima_enhance.data import ava_pipeline
 from nima_enhance.data import images
 
 H, W = helpers.PREPROCESSING["image_size"]
@@ -53,7 +53,7 @@ def _photo_files(folder):
 
 def _one_by_one(bundle, path):
   """One file alone: the reading contract, preprocessing, the Keras model."""
-  image = images.read_image(path, target_size=ava.decode_size(
+  image = images.read_image(path, target_size=ava_pipeline.decode_size(
       bundle.preprocessing))
   pixels = scoring.eval_pixels_tf(tf.constant(image), bundle.preprocessing)
   return bundle.model(pixels[None], training=False).numpy()[0]
@@ -114,7 +114,7 @@ def test_jpeg_reader_equals_the_two_step_contract(bundle, tmp_path):
   before = reader.experimental_get_tracing_count()
   for path in paths:
     expected = scoring.eval_pixels(
-        images.read_image(path, target_size=ava.decode_size(
+        images.read_image(path, target_size=ava_pipeline.decode_size(
             bundle.preprocessing)), bundle.preprocessing)
     got = load(path)
     assert got.shape == (H, W, 3)

@@ -16,7 +16,7 @@ import tensorflow as tf
 from binary_helpers import run_binary as _run
 import serving_helpers as helpers
 from nima_enhance import scoring
-from nima_enhance.data import ava
+from nima_enhance.data import ava_pipeline
 from nima_enhance.data import images
 from nima_enhance.enhance import inference
 from nima_enhance.serving import export
@@ -86,10 +86,11 @@ def test_fresh_process_without_package_matches_checkpoint(models, tmp_path):
   scorer_requests = helpers.scorer_requests()
   enhancer_requests = list(helpers.enhancer_requests().values())
   # A client decodes as the scorer does (reduced toward its first resize,
-  # ava.decode_size) to get the bytes signature's scores from score_images.
+  # ava_pipeline.decode_size) to get the bytes signature's scores from
+  # score_images.
   pixels = images.decode_image_bytes(
       scorer_requests["chelsea.jpg"],
-      target_size=ava.decode_size(helpers.PREPROCESSING)) * 255.0
+      target_size=ava_pipeline.decode_size(helpers.PREPROCESSING)) * 255.0
   requests = str(tmp_path / "requests.npz")
   # Object arrays would need pickle; fixed-width bytes keep NUL bytes intact
   # only if no value ends in NUL, which JPEG (FFD9) and PNG (IEND crc) never do.

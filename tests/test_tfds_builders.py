@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 from nima_enhance.data import ava
+from nima_enhance.data import ava_pipeline
 from nima_enhance.data import images
 from nima_enhance.data import synthetic
 from nima_enhance.data import tfds as builders
@@ -85,8 +86,8 @@ def test_ava_train_dataset_matches_loose_files(ava_build):
   assert pixels.dtype == tf.float32 and float(tf.reduce_max(pixels)) <= 255.0
   # Same pixels as the loose-file pipeline for the same image.
   loose = {}
-  for image, dist in ava.make_dataset(manual, ratings, PREPROCESSING, 64,
-                                      training=False).unbatch():
+  for image, dist in ava_pipeline.make_dataset(manual, ratings, PREPROCESSING,
+                                               64, training=False).unbatch():
     loose[tuple(np.round(dist.numpy(), 6))] = image.numpy()
   for image, dist in zip(pixels.numpy(), distribution.numpy()):
     np.testing.assert_allclose(image, loose[tuple(np.round(dist, 6))],

@@ -417,7 +417,7 @@ def make_train_dataset(pairs: Union[Pairs, EncodedPairs], batch_size: int = 1,
   dataset = dataset.batch(batch_size, drop_remainder=True)
   # find_pairs decoded every file; one that changed since must not end a
   # run: its batch is skipped (after the batch, so map and batch stay fused:
-  # no extra copy of every pair, as in `ava.make_dataset`).
+  # no extra copy of every pair, as in `ava_pipeline.make_dataset`).
   return dataset.ignore_errors(log_warning=True).prefetch(2)
 
 

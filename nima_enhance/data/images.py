@@ -236,9 +236,9 @@ def decode_jpeg_with(data: bytes, reader, source: str = "<bytes>",
   """A JPEG through a traced graph reader, under the reading contract.
 
   For readers that decode and resize in one graph call (nima-score's: the
-  training pipelines' planned decode, `ava.load_pixels_tf`): the header is
-  parsed and checked here with `decode_image_bytes`' messages and pixel
-  limit, `reader(bytes, header)` runs while libjpeg's warnings are
+  training pipelines' planned decode, `ava_pipeline.load_pixels_tf`): the
+  header is parsed and checked here with `decode_image_bytes`' messages and
+  pixel limit, `reader(bytes, header)` runs while libjpeg's warnings are
   collected (a JPEG with corrupt data is refused, as `decode_image_bytes`
   refuses it), and its errors become ImageReadError. `header` is int64 [4]
   (format id, stored height and width, EXIF orientation), what

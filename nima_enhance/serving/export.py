@@ -19,8 +19,8 @@ enhancer (serving_default = enhance_image_bytes)
     the same PNG under a name TF Serving's REST API base64-encodes
 
 Decoding and resizing happen inside the graph with the project's one image path
-(`images.decode_image_tf`, `ava.preprocess_tf(training=False)` with the
-preprocessing recorded in model_spec.json), so a served score equals what
+(`images.decode_image_tf`, `ava_pipeline.preprocess_tf(training=False)` with
+the preprocessing recorded in model_spec.json), so a served score equals what
 nima-score computes from the checkpoint. The graph holds only stock TensorFlow
 ops: the SavedModel loads with plain `tf.saved_model.load` (or TF Serving)
 without this package.
@@ -49,7 +49,7 @@ import tensorflow as tf
 from nima_enhance import metrics
 from nima_enhance import model_dir as model_dir_lib
 from nima_enhance import scoring
-from nima_enhance.data import ava
+from nima_enhance.data import ava_pipeline
 from nima_enhance.data import image_headers
 from nima_enhance.data import images
 from nima_enhance.enhance import inference as enhancement
@@ -105,7 +105,8 @@ def _checked_decode_tf(image_bytes: tf.Tensor,
   checked from the header before decoding. Empty, unsupported, oversized or
   undecodable bytes raise InvalidArgumentError with the reason, for that
   request only. `target_size`: the scorer's first resize
-  (`ava.decode_size`), so large JPEGs are decoded reduced, as in training.
+  (`ava_pipeline.decode_size`), so large JPEGs are decoded reduced, as in
+  training.
   """
   return images.decode_image_tf(image_bytes, target_size=target_size)
 
@@ -147,7 +148,7 @@ def make_scorer_module(model, preprocessing: Dict[str, object]) -> tf.Module:
   def score_image_bytes(images_bytes):
     pixels = tf.map_fn(
         lambda b: scoring.eval_pixels_tf(
-            _checked_decode_tf(b, ava.decode_size(preprocessing)),
+            _checked_decode_tf(b, ava_pipeline.decode_size(preprocessing)),
             preprocessing),
         images_bytes, fn_output_signature=pixel_spec)
     return predict(pixels)

@@ -46,6 +46,7 @@ from tensorflow.python.framework import convert_to_constants
 from nima_enhance import metrics
 from nima_enhance import scoring
 from nima_enhance.data import ava
+from nima_enhance.data import ava_pipeline
 from nima_enhance.data import images
 from nima_enhance.enhance import inference as enhancement
 from nima_enhance.serving import export
@@ -215,11 +216,12 @@ def eval_pixels_of_files(paths: Sequence[str],
 
   The reading path of `scoring.score_files` (nima-score): `images.read_image`
   (orientation, alpha, formats) with the reduced JPEG decode toward
-  `ava.decode_size`, then `scoring.eval_pixels` (the one resize rule), so the
-  int8 calibration sees the pixels the file will be given. Unreadable files
-  are skipped (they were filtered by `images.file_problem` already).
+  `ava_pipeline.decode_size`, then `scoring.eval_pixels` (the one resize
+  rule), so the int8 calibration sees the pixels the file will be given.
+  Unreadable files are skipped (they were filtered by `images.file_problem`
+  already).
   """
-  target = ava.decode_size(preprocessing)
+  target = ava_pipeline.decode_size(preprocessing)
   for path in paths:
     try:
       image = images.read_image(path, target_size=target)
@@ -434,7 +436,8 @@ def export_tflite(model_dir: str, export_dir: str, kind: Optional[str] = None,
     the path of the written model.tflite.
 
   Raises:
-    TfliteError, saved_model.ExportError: the request does not fit the model dir.
+    TfliteError, saved_model.ExportError: the request does not fit the model
+      dir.
     FileNotFoundError: no model_spec.json or no checkpoint.
   """
   if quantize not in QUANTIZATIONS:

@@ -14,6 +14,7 @@ import tensorflow as tf
 from nima_enhance import losses
 from nima_enhance import model_dir as model_dir_lib
 from nima_enhance.data import ava
+from nima_enhance.data import ava_pipeline
 from nima_enhance.data import tfds as ava_tfds
 from nima_enhance.models import nima as nima_lib
 from nima_enhance.train.task import OptimizerSpec, Task
@@ -76,7 +77,7 @@ class NimaTask(Task):
     self.ratings = ratings
     self.weights = weights
     self.emd_r = emd_r
-    self.preprocessing = ava.preprocessing_config()
+    self.preprocessing = ava_pipeline.preprocessing_config()
     # Every build_nima argument, set by build_model (model_spec.json).
     self.build_args: Optional[Dict[str, object]] = None
 
@@ -96,16 +97,16 @@ class NimaTask(Task):
 
   def dataset(self, input_context, batch_size, start_example, seed):
     # The random flip runs in the step (per_example_loss), on the device.
-    return ava.make_dataset(self.ava_dir, self.ratings,
-                            ava.pipeline_preprocessing(self.preprocessing),
-                            batch_size, training=True, seed=seed,
-                            start_example=start_example,
-                            input_context=input_context)
+    return ava_pipeline.make_dataset(
+        self.ava_dir, self.ratings,
+        ava_pipeline.pipeline_preprocessing(self.preprocessing),
+        batch_size, training=True, seed=seed, start_example=start_example,
+        input_context=input_context)
 
   def per_example_loss(self, model, batch, training):
     pixels, distribution = batch
     if training:  # the pipeline leaves the flip to the device
-      pixels = ava.flip_batch_tf(pixels, self.preprocessing)
+      pixels = ava_pipeline.flip_batch_tf(pixels, self.preprocessing)
     predicted = model(pixels, training=training)
     loss = losses.emd_loss(distribution, predicted, r=self.emd_r)
     return loss, {"emd_r1": tf.reduce_mean(
@@ -152,7 +153,8 @@ class NimaTfdsTask(NimaTask):
 
   def dataset(self, input_context, batch_size, start_example, seed):
     return self._tfds.ava_train_dataset(
-        self.tfds_data_dir, ava.pipeline_preprocessing(self.preprocessing),
+        self.tfds_data_dir,
+        ava_pipeline.pipeline_preprocessing(self.preprocessing),
         batch_size, seed=seed,
         start_example=start_example, input_context=input_context)
 

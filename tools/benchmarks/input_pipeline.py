@@ -9,12 +9,12 @@ files of 3000x4000 / 4000x3000, plus 16-bit PNG targets for the enhancer
 pairs (as prep-targets writes them). Then, in one process, round after
 round (best of `--rounds`; which side runs first alternates), it times:
 
-- NIMA "paper" mode: `ava.make_dataset(training=True)` as `NimaTask`
+- NIMA "paper" mode: `ava_pipeline.make_dataset(training=True)` as `NimaTask`
   builds it (every image to 480x640, shuffled, errors skipped; the files
   checked first by `ava.check_images`, untimed, as `ava.load_split` does,
   so their headers come from the manifest; the random flip is not in the
   pipeline: the training step applies it on the device,
-  `ava.flip_batch_tf`) against `read_file -> decode_jpeg -> float ->
+  `ava_pipeline.flip_batch_tf`) against `read_file -> decode_jpeg -> float ->
   bilinear resize 480x640` of the same files, same parallelism and batch;
 - NIMA "crop" mode (256x256 then a random 224x224 crop) against the same
   bare pipeline resizing to 256x256;
@@ -52,6 +52,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import tensorflow as tf  # noqa: E402
 
 from nima_enhance.data import ava  # noqa: E402
+from nima_enhance.data import ava_pipeline  # noqa: E402
 from nima_enhance.data import fivek  # noqa: E402
 
 TARGET_RATIO = 0.8
@@ -182,13 +183,13 @@ def main():
       pairs = fivek.with_headers(fivek.Pairs(ids, inputs, targets))
       cases = []
       for mode, size in (("paper", (480, 640)), ("crop", (256, 256))):
-        prep = ava.preprocessing_config(
+        prep = ava_pipeline.preprocessing_config(
             mode=mode, image_size=(480, 640) if mode == "paper" else (224, 224))
         # The pipeline NimaTask trains from: its random flip runs in the
-        # training step on the device (ava.flip_batch_tf), not here.
-        prep = ava.pipeline_preprocessing(prep)
+        # training step on the device (ava_pipeline.flip_batch_tf), not here.
+        prep = ava_pipeline.pipeline_preprocessing(prep)
         cases.append((f"NIMA {mode}",
-                      lambda prep=prep: ava.make_dataset(
+                      lambda prep=prep: ava_pipeline.make_dataset(
                           folder, ratings, prep, BATCH, training=True),
                       lambda size=size: bare_jpeg(inputs, size, BATCH),
                       batches, BATCH))

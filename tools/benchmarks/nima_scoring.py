@@ -63,7 +63,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import tensorflow as tf  # noqa: E402
 
 from nima_enhance import scoring  # noqa: E402
-from nima_enhance.data import ava  # noqa: E402
+from nima_enhance.data import ava_pipeline  # noqa: E402
 from nima_enhance.data import image_headers  # noqa: E402
 from nima_enhance.data import images  # noqa: E402
 from nima_enhance.models import nima as nima_lib  # noqa: E402
@@ -236,7 +236,7 @@ def less_reduced_pixels_fn(prep):
   The reduced decode aimed at twice the size (ratio 8 -> 4, 4 -> 2, 2 -> 1),
   then the project's resize rule: the alternative weighed against the rule.
   """
-  height, width = ava.decode_size(prep)
+  height, width = ava_pipeline.decode_size(prep)
   to_pixels = scoring._pixels_fn(prep)  # pylint: disable=protected-access
   return lambda path: to_pixels(images.read_image(
       path, target_size=(2 * height, 2 * width))).numpy()
@@ -287,7 +287,7 @@ def stage_times(bundle, paths, batch_size):
   """
   prep = bundle.preprocessing
   height, width = prep["image_size"]
-  target = ava.decode_size(prep)
+  target = ava_pipeline.decode_size(prep)
   to_pixels = scoring._pixels_fn(prep)  # pylint: disable=protected-access
   load = scoring.file_pixels_fn(prep)
   rows = {}

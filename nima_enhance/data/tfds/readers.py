@@ -2,8 +2,8 @@
 
 The readers produce exactly what the loose-file pipelines produce: AVA gives
 (pixels [0, 255] of the network's input size, distribution) batches through
-`images.decode_image_tf` and `ava.preprocess_tf`; FiveK pairs give float
-[0, 1] (input, target) images. Training datasets are sharded by the
+`images.decode_image_tf` and `ava_pipeline.preprocess_tf`; FiveK pairs give
+float [0, 1] (input, target) images. Training datasets are sharded by the
 tf.distribute input context (by file when there are enough TFRecord files,
 else by element), shuffled with a seed, repeated, and skip `start_example`
 elements before decoding so a resumed run sees the data an uninterrupted one
@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from nima_enhance.data import ava
+from nima_enhance.data import ava_pipeline
 from nima_enhance.data import fivek
 from nima_enhance.data import images
 from nima_enhance.data.tfds.ava_builder import Ava
@@ -116,11 +116,11 @@ def ava_train_dataset(data_dir: str, preprocessing: Dict[str, object],
                       batch_size: int, seed: int = 0, start_example: int = 0,
                       input_context: Optional[tf.distribute.InputContext] = None,
                       shuffle_buffer: int = 10000) -> tf.data.Dataset:
-  """AVA training batches from TFRecords, as ava.make_dataset makes them.
+  """AVA training batches from TFRecords, as ava_pipeline.make_dataset does.
 
   Args:
     data_dir: TFDS data_dir holding the prepared `ava` data set.
-    preprocessing: ava.preprocessing_config().
+    preprocessing: ava_pipeline.preprocessing_config().
     batch_size: per-replica batch size (remainder dropped: static shapes).
     seed: shuffling seed.
     start_example: elements of this pipeline to skip (resume).
@@ -141,8 +141,9 @@ def ava_train_dataset(data_dir: str, preprocessing: Dict[str, object],
     dataset = dataset.skip(start_example)
 
   def load(image_bytes, distribution):
-    # The files pipeline's reader (ava.make_dataset): the same pixels.
-    return (ava.load_pixels_tf(image_bytes, preprocessing, training=True),
+    # The files pipeline's reader (ava_pipeline.make_dataset): the same pixels.
+    return (ava_pipeline.load_pixels_tf(image_bytes, preprocessing,
+                                        training=True),
             distribution)
 
   options = tf.data.Options()
