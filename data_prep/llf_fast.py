@@ -113,7 +113,8 @@ def _fast(values: np.ndarray, levels: int, remap_fn: Callable,
   elif split > 0:
     stack = np.empty((k,) + gaussian[split].shape, dtype=np.float32)
     for index, q in enumerate(qrefs):
-      source = lambda r0, r1, q=q: remap_fn(qrel[r0:r1], q, qbase)  # noqa
+      source = (lambda r0, r1, q=q, qrel=qrel:  # noqa: E731
+                remap_fn(qrel[r0:r1], q, qbase))
       for level in range(split):
         current = llf_bands._band_and_reduce(
             source, gaussian[level].shape, out[level], positions[level],
