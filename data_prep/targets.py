@@ -36,6 +36,7 @@ from data_prep.local_laplacian import llf_params
 from data_prep.local_laplacian import local_laplacian
 from nima_enhance import config
 from nima_enhance.data import image_files
+from nima_enhance.data import image_write
 from nima_enhance.data import images
 
 OPERATORS = ("local_laplacian", "nonlocal_dehaze")
@@ -90,11 +91,11 @@ def _read_image(path: str, max_pixels: Optional[int] = None,
 def write_bytes(path: str, data: bytes) -> None:
   """Atomic write to a local path or through tf.io.gfile (gs://, ...).
 
-  Local: `images.atomic_write_bytes`. Elsewhere: a temporary name, then a
+  Local: `image_write.atomic_write_bytes`. Elsewhere: a temporary name, then a
   rename, so a reader never sees a half-written file under the final name.
   """
   if not _is_remote(path):
-    images.atomic_write_bytes(path, data)
+    image_write.atomic_write_bytes(path, data)
     return
   tmp_name = f"{path}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
   try:
@@ -163,7 +164,8 @@ def process_image(task: TargetTask) -> Outcome:
   except images.ImageReadError as err:
     return task.path, FAILED, str(err).splitlines()[0], None
   target, air = _apply(task.operator, image, task.params)
-  write_bytes(task.out_path, images.encode_image(target, "png", bit_depth=16))
+  write_bytes(task.out_path,
+              image_write.encode_image(target, "png", bit_depth=16))
   return task.path, WRITTEN, None, air
 
 

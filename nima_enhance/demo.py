@@ -26,6 +26,7 @@ from nima_enhance import config
 from nima_enhance import demo_report
 from nima_enhance import scoring
 from nima_enhance.data import ava
+from nima_enhance.data import image_write
 from nima_enhance.data import images
 from nima_enhance.data import synthetic
 from nima_enhance.enhance import evaluate
@@ -119,10 +120,10 @@ def make_enhancement_pairs_inputs(data_dir: str, settings: DemoSettings,
         top, left = rng.randint(0, h - ch + 1), rng.randint(0, w - cw + 1)
         crop = photo[top:top + ch, left:left + cw]
       name = f"{photo_name}_{k}"
-      images.write_image(os.path.join(input_dir, f"{name}.png"),
-                         images.resize_max_side(crop,
-                                                settings.enhance_max_side),
-                         bit_depth=8)
+      image_write.write_image(os.path.join(input_dir, f"{name}.png"),
+                              images.resize_max_side(crop,
+                                                     settings.enhance_max_side),
+                              bit_depth=8)
       names.append(name)
   return names
 
@@ -256,8 +257,8 @@ def run_demo(output_dir: str, quick: bool = False, seed: int = 0,
                   for n, s in stages.timings],
       "total_seconds": round(total, 1),
   }
-  images.atomic_write_bytes(os.path.join(output_dir, "summary.json"),
-                            json.dumps(summary, indent=2).encode("utf-8"))
+  image_write.atomic_write_bytes(os.path.join(output_dir, "summary.json"),
+                                 json.dumps(summary, indent=2).encode("utf-8"))
   report = demo_report.write_report(output_dir, summary, comparisons)
   log(f"Done in {total:.0f}s. Report: {report}")
   return summary

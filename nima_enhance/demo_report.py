@@ -13,7 +13,7 @@ from typing import Dict, List, Sequence
 import numpy as np
 
 from nima_enhance.data import fivek
-from nima_enhance.data import images
+from nima_enhance.data import image_write
 from nima_enhance.enhance import inference as enhancement
 from nima_enhance.enhance import report as enhance_report
 
@@ -177,5 +177,5 @@ perceptual loss l = L2 + gamma (10 - NIMA), NIMA frozen.</p>
 </body></html>
 """
   path = os.path.join(output_dir, "report.html")
-  images.atomic_write_bytes(path, page.encode("utf-8"))
+  image_write.atomic_write_bytes(path, page.encode("utf-8"))
   return path

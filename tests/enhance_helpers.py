@@ -18,6 +18,7 @@ from typing import Dict, Iterable, Optional
 import numpy as np
 
 from data_prep.local_laplacian import PRESETS, local_laplacian
+from nima_enhance.data import image_write
 from nima_enhance.data import images
 
 # Real colour and grayscale photographs bundled with scikit-image.
@@ -48,10 +49,11 @@ def make_pairs(data_dir: str, names: Iterable[str], size=(64, 96),
   for i, name in enumerate(names):
     stem = f"{i:02d}_{name}"
     image = photo(name, size)
-    images.write_image(os.path.join(data_dir, "input", stem + ".png"), image)
-    images.write_image(os.path.join(data_dir, target, stem + ".png"),
-                       target_of(images.quantize(image) / 255.0),
-                       bit_depth=16)
+    image_write.write_image(os.path.join(data_dir, "input", stem + ".png"),
+                            image)
+    image_write.write_image(os.path.join(data_dir, target, stem + ".png"),
+                            target_of(image_write.quantize(image) / 255.0),
+                            bit_depth=16)
     written[stem] = image
   return written
 

@@ -11,7 +11,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from nima_enhance.data import images
+from nima_enhance.data import image_write
 from nima_enhance.models import can
 from nima_enhance.models import nima as nima_lib
 
@@ -68,7 +68,7 @@ def photo_uint8(name: str) -> np.ndarray:
 
 def encode(array_uint8: np.ndarray, fmt: str) -> bytes:
   image = array_uint8.astype(np.float32) / 255.0
-  return images.encode_image(image, fmt)
+  return image_write.encode_image(image, fmt)
 
 
 def scorer_requests() -> dict:

@@ -6,6 +6,7 @@ Shared by tests/test_targets.py (local pool) and tests/test_beam_pipeline.py
 
 import os
 
+from nima_enhance.data import image_write
 from nima_enhance.data import images
 
 # The fast local Laplacian with few samples: seconds per folder, still the
@@ -22,16 +23,16 @@ def write_input_dir(folder: str, real_photos, with_16bit_png: bool = False
   notes.jpg (text) are not. with_16bit_png adds chelsea.png at 16 bits.
   """
   os.makedirs(folder, exist_ok=True)
-  images.write_image(os.path.join(folder, "coffee.png"),
-                     images.resize(real_photos["coffee"], (40, 60)))
-  images.write_image(os.path.join(folder, "rocket.jpg"),
-                     images.resize(real_photos["rocket"], (36, 48)))
+  image_write.write_image(os.path.join(folder, "coffee.png"),
+                          images.resize(real_photos["coffee"], (40, 60)))
+  image_write.write_image(os.path.join(folder, "rocket.jpg"),
+                          images.resize(real_photos["rocket"], (36, 48)))
   if with_16bit_png:
-    images.write_image(os.path.join(folder, "chelsea.png"),
-                       images.resize(real_photos["chelsea"], (30, 44)),
-                       bit_depth=16)
-  data = images.encode_image(images.resize(real_photos["chelsea"], (30, 40)),
-                             "jpeg")
+    image_write.write_image(os.path.join(folder, "chelsea.png"),
+                            images.resize(real_photos["chelsea"], (30, 44)),
+                            bit_depth=16)
+  data = image_write.encode_image(
+      images.resize(real_photos["chelsea"], (30, 40)), "jpeg")
   with open(os.path.join(folder, "truncated.jpg"), "wb") as f:
     f.write(data[:len(data) // 2])
   with open(os.path.join(folder, "notes.jpg"), "w", encoding="utf-8") as f:

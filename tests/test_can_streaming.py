@@ -226,20 +226,22 @@ def test_enhance_flags_reject_bad_values():
 def test_enhance_files_8bit_path_equals_float_path(tmp_path, model):
   """enhance's memory-saving path (uint8 in, uint8 out) writes the pixels
   the float path would, and a photo that fails is skipped, not fatal."""
+  from nima_enhance.data import image_write  # pylint: disable=g-import-not-at-top
   from nima_enhance.data import images  # pylint: disable=g-import-not-at-top
   bundle = inference.EnhancerBundle(model, {}, "", tile_size=11)
-  photo = images.quantize(_photo(40, 30, "coffee")).astype(np.float32) / 255
+  photo = image_write.quantize(
+      _photo(40, 30, "coffee")).astype(np.float32) / 255
   compact = inference._compact_pixels(photo)  # pylint: disable=protected-access
   assert compact.dtype == tf.uint8
   assert inference._compact_pixels(photo * 0.999).dtype == tf.float32  # pylint: disable=protected-access
-  expected = images.quantize(bundle(photo))
+  expected = image_write.quantize(bundle(photo))
   # uint8 in scales by 1/255 in graph: at most a float-rounding tie apart.
   assert np.abs(bundle(compact, output_uint8=True).astype(int)
                 - expected).max() <= 1
   good = str(tmp_path / "good.png")
-  images.write_image(good, photo)
+  image_write.write_image(good, photo)
   bad = str(tmp_path / "bad.png")
-  images.write_image(bad, photo)
+  image_write.write_image(bad, photo)
 
   class FailsOnce:
     """Raises for bad.png's pixels (as an out-of-memory error would)."""
@@ -257,10 +259,10 @@ def test_enhance_files_8bit_path_equals_float_path(tmp_path, model):
                                      str(tmp_path / "out"))
   assert list(result["skipped"]) == [bad] and "OOM" in result["skipped"][bad]
   written = images.read_image(result["written"][0])
-  assert np.array_equal(images.quantize(written), expected)
+  assert np.array_equal(image_write.quantize(written), expected)
   # The bundle itself takes the uint8 path end to end.
   direct = inference.enhance_files(bundle, [good], str(tmp_path / "u8"))
-  written = images.quantize(images.read_image(direct["written"][0]))
+  written = image_write.quantize(images.read_image(direct["written"][0]))
   assert np.abs(written.astype(int) - expected).max() <= 1
 
 
@@ -268,11 +270,12 @@ def test_enhance_files_skips_a_photo_whose_decode_runs_out_of_memory(
     tmp_path, model, monkeypatch):
   """Out of memory while decoding (before the CAN) is also named and skipped;
   the next photo is still enhanced."""
+  from nima_enhance.data import image_write  # pylint: disable=g-import-not-at-top
   from nima_enhance.data import images  # pylint: disable=g-import-not-at-top
   photo = _photo(24, 20, "coffee")
   paths = [str(tmp_path / "huge.png"), str(tmp_path / "fine.png")]
   for path in paths:
-    images.write_image(path, photo)
+    image_write.write_image(path, photo)
   read = images.read_image
 
   def read_or_fail(path, *args, **kwargs):

@@ -15,6 +15,7 @@ import tensorflow as tf
 import serving_helpers as helpers
 from nima_enhance import scoring
 from nima_enhance.data import ava_pipeline
+from nima_enhance.data import image_write
 from nima_enhance.data import images
 from nima_enhance.enhance import inference
 from nima_enhance.serving import export
@@ -129,11 +130,12 @@ def test_enhancer_signatures_match_checkpoint(can_dir, enhancer_export):
     np.testing.assert_allclose(got["images"].numpy()[0], expected, atol=TOL,
                                rtol=0)
     # Bytes signature: an 8-bit PNG of the same size; rounding matches
-    # images.quantize except where the float differs across a .5 boundary.
+    # image_write.quantize except where the float differs across a .5 boundary.
     png = loaded.signatures["serving_default"](image=tf.constant(data))
     decoded = tf.io.decode_png(png["image"].numpy()).numpy()
     assert decoded.dtype == np.uint8 and decoded.shape == image.shape
-    diff = np.abs(decoded.astype(int) - images.quantize(expected).astype(int))
+    diff = np.abs(decoded.astype(int)
+                  - image_write.quantize(expected).astype(int))
     assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
     rest = loaded.signatures["enhance_image_bytes_rest"](image=tf.constant(data))
     assert rest["image_bytes"].numpy() == png["image"].numpy()

@@ -8,15 +8,16 @@ import tensorflow as tf
 
 from nima_enhance import config
 from nima_enhance.data import fivek
+from nima_enhance.data import image_write
 from nima_enhance.data import images
 
 
 def _write_pair(root, name, image, target=None, target_name="local_laplacian",
                 ext="png"):
-  images.write_image(os.path.join(root, "input", f"{name}.{ext}"), image)
+  image_write.write_image(os.path.join(root, "input", f"{name}.{ext}"), image)
   if target is not None:
-    images.write_image(os.path.join(root, target_name, f"{name}.png"),
-                       target, bit_depth=16)
+    image_write.write_image(os.path.join(root, target_name, f"{name}.png"),
+                            target, bit_depth=16)
 
 
 @pytest.fixture()
@@ -118,9 +119,9 @@ def test_tiff_inputs_and_evaluation_at_original_size(tmp_path, real_photo):
   image = images.resize(real_photo, (21, 37))
   os.makedirs(os.path.join(root, "input"))
   tifffile.imwrite(os.path.join(root, "input", "t.tif"),
-                   images.quantize(image, 16))
-  images.write_image(os.path.join(root, "local_laplacian", "t.png"), image,
-                     bit_depth=16)
+                   image_write.quantize(image, 16))
+  image_write.write_image(os.path.join(root, "local_laplacian", "t.png"), image,
+                          bit_depth=16)
   pairs, report = fivek.find_pairs(root, "local_laplacian", "all")
   assert pairs.names == ["t"], report.summary()
   source, _ = next(iter(fivek.make_train_dataset(pairs)))
@@ -153,7 +154,7 @@ def test_planned_reads_equal_the_graph_parse_and_the_reference(tmp_path,
       target = np.stack([target[..., 0], upright[..., 1]], -1)
     os.makedirs(os.path.join(root, "local_laplacian"), exist_ok=True)
     tf.io.write_file(os.path.join(root, "local_laplacian", f"{name}.png"),
-                     tf.io.encode_png(images.quantize(target, 16)))
+                     tf.io.encode_png(image_write.quantize(target, 16)))
   pairs, report = fivek.find_pairs(root, "local_laplacian", "all")
   assert pairs.names == ["big", "rotated", "small"], report.summary()
   assert pairs.input_headers is None  # evaluation never reads them
@@ -186,7 +187,7 @@ def test_planned_reads_equal_the_graph_parse_and_the_reference(tmp_path,
                                  atol=2e-5, err_msg=path)
   # A target of another size than its input: no plan (the graph matches).
   tf.io.write_file(pairs.targets[0], tf.io.encode_png(
-      images.quantize(np.zeros((9, 13, 3), np.float32), 16)))
+      image_write.quantize(np.zeros((9, 13, 3), np.float32), 16)))
   again, _ = fivek.find_pairs(root, "local_laplacian", "all")
   assert fivek._pair_plans(again, 40) is None  # pylint: disable=protected-access
 

@@ -1,44 +1,25 @@
-"""The shared image decode / resize / encode path."""
+"""The shared image decode / resize path (data/images.py)."""
 
 import os
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
+from nima_enhance.data import image_write
 from nima_enhance.data import images
-
-
-def test_png16_round_trip_keeps_precision(tmp_path, real_photo):
-  path = str(tmp_path / "x.png")
-  images.write_image(path, real_photo[:40, :50], bit_depth=16)
-  back = images.read_image(path)
-  np.testing.assert_allclose(back, real_photo[:40, :50], atol=1 / 65535)
-  # The graph decoder gives the same 16-bit pixels.
-  graph = images.decode_image_tf(tf.io.read_file(path)).numpy()
-  np.testing.assert_allclose(graph, back, atol=1e-6)
-
-
-def test_jpeg_and_png8(tmp_path, real_photo):
-  for name, tol in (("x.jpg", 0.08), ("x.png", 0.5 / 255 + 1e-6)):
-    path = str(tmp_path / name)
-    images.write_image(path, real_photo, bit_depth=8)
-    back = images.read_image(path)
-    assert back.shape == real_photo.shape and back.dtype == np.float32
-    assert np.abs(back - real_photo).mean() < tol
 
 
 def test_tiff16(tmp_path, real_photo):
   import tifffile  # pylint: disable=g-import-not-at-top
   path = str(tmp_path / "x.tif")
-  tifffile.imwrite(path, images.quantize(real_photo, 16))
+  tifffile.imwrite(path, image_write.quantize(real_photo, 16))
   np.testing.assert_allclose(images.read_image(path), real_photo,
                              atol=1 / 65535)
 
 
 def test_bad_files_raise_naming_the_file(tmp_path, real_photo):
   good = str(tmp_path / "good.jpg")
-  images.write_image(good, real_photo)
+  image_write.write_image(good, real_photo)
   data = open(good, "rb").read()
   cases = {"truncated.jpg": data[:len(data) // 3], "text.jpg": b"hello",
            "empty.jpg": b""}
@@ -59,14 +40,6 @@ def test_gray_and_rgba_become_rgb():
   assert images.to_float_rgb(rgba).shape == (4, 5, 3)
 
 
-def test_atomic_write_leaves_no_temporary_files(tmp_path):
-  path = str(tmp_path / "out" / "a.bin")
-  images.atomic_write_bytes(path, b"abc")
-  images.atomic_write_bytes(path, b"defg")
-  assert open(path, "rb").read() == b"defg"
-  assert os.listdir(tmp_path / "out") == ["a.bin"]
-
-
 def test_list_images_expands_folders(tmp_path):
   for name in ("b.jpg", "a.PNG", "notes.txt"):
     (tmp_path / name).write_bytes(b"x")
@@ -74,23 +47,13 @@ def test_list_images_expands_folders(tmp_path):
   assert [os.path.basename(p) for p in found] == ["a.PNG", "b.jpg"]
 
 
-def test_atomic_write_uses_umask_mode(tmp_path):
-  path = str(tmp_path / "m.bin")
-  umask = os.umask(0o022)
-  try:
-    images.atomic_write_bytes(path, b"x")
-  finally:
-    os.umask(umask)
-  assert os.stat(path).st_mode & 0o777 == 0o644
-
-
 def test_file_problem_checks_the_header_only(tmp_path, real_photo):
   good = str(tmp_path / "good.jpg")
-  images.write_image(good, real_photo)
+  image_write.write_image(good, real_photo)
   data = open(good, "rb").read()
   tif = str(tmp_path / "x.tif")
   import tifffile  # pylint: disable=g-import-not-at-top
-  tifffile.imwrite(tif, images.quantize(real_photo[:8, :8]))
+  tifffile.imwrite(tif, image_write.quantize(real_photo[:8, :8]))
   cases = {"truncated.jpg": data[:len(data) // 2], "text.jpg": b"<html>",
            "empty.png": b"", "padded.jpg": data + b"\x00" * 20,
            "header_only.jpg": data[:30]}

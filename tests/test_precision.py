@@ -101,8 +101,8 @@ def _binary(module, *args):
 @pytest.mark.slow
 def test_precision_flags_reject_exports(nima_dir, tmp_path):
   photo = str(tmp_path / "p.png")
-  from nima_enhance.data import images  # pylint: disable=g-import-not-at-top
-  images.write_image(photo, serving_helpers.photo_uint8("coffee") / 255.0)
+  from nima_enhance.data import image_write  # pylint: disable=g-import-not-at-top
+  image_write.write_image(photo, serving_helpers.photo_uint8("coffee") / 255.0)
   result = _binary("nima_enhance.bin.nima_score", "--saved_model",
                    str(tmp_path), "--precision", "bfloat16", photo)
   assert result.returncode == 2, result.stderr

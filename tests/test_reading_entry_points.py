@@ -27,6 +27,7 @@ from nima_enhance.data import ava
 from nima_enhance.data import ava_pipeline
 from nima_enhance.data import fivek
 from nima_enhance.data import image_files
+from nima_enhance.data import image_write
 from nima_enhance.data import images
 from nima_enhance.enhance import inference
 from nima_enhance.serving import export
@@ -131,7 +132,7 @@ def test_score_image_bytes_signature_on_the_zoo(zoo, nima_dir, tmp_path):
       with pytest.raises(tf.errors.InvalidArgumentError):
         signature(images=data)
   # The export's own limit: 1 MP here, so a 1200x1000 PNG is refused.
-  big = images.encode_image(np.zeros((1000, 1001, 3), np.float32))
+  big = image_write.encode_image(np.zeros((1000, 1001, 3), np.float32))
   with pytest.raises(tf.errors.InvalidArgumentError, match="pixel limit"):
     signature(images=tf.constant([big]))
 
@@ -145,7 +146,7 @@ def test_enhance_image_bytes_signature_is_upright(zoo, can_dir, tmp_path):
   for name in ("orientation_6.jpg", "rgba.png", "alpha.webp"):
     data = tf.constant(open(zoo[name].path, "rb").read())
     png = tf.io.decode_png(signature(image=data)["image"]).numpy()
-    expected = images.quantize(bundle(images.read_image(zoo[name].path)))
+    expected = image_write.quantize(bundle(images.read_image(zoo[name].path)))
     assert png.shape == (image_zoo.HEIGHT, image_zoo.WIDTH, 3), name
     assert np.abs(png.astype(int) - expected).max() <= 1, name
 
@@ -187,8 +188,8 @@ def test_fivek_pairs_and_training_pipeline_follow_the_contract(zoo, tmp_path):
   for name in names:
     shutil.copy(zoo[name].path, data_dir / "input" / name)
     upright = np.full((image_zoo.HEIGHT, image_zoo.WIDTH, 3), 0.5, np.float32)
-    images.write_image(str(data_dir / "t" / (name.split(".")[0] + ".png")),
-                       upright, bit_depth=16)
+    image_write.write_image(str(data_dir / "t" / (name.split(".")[0] + ".png")),
+                            upright, bit_depth=16)
   pairs, report = fivek.find_pairs(str(data_dir), "t", "all")
   assert sorted(report.skipped) == ["damaged_middle", "truncated"]
   assert "corrupt JPEG data" in report.skipped["damaged_middle"]

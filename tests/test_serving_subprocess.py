@@ -17,6 +17,7 @@ from binary_helpers import run_binary as _run
 import serving_helpers as helpers
 from nima_enhance import scoring
 from nima_enhance.data import ava_pipeline
+from nima_enhance.data import image_write
 from nima_enhance.data import images
 from nima_enhance.enhance import inference
 from nima_enhance.serving import export
@@ -136,7 +137,8 @@ def test_fresh_process_without_package_matches_checkpoint(models, tmp_path):
     png = tf.io.decode_png(out[f"enhanced_png_{i}"].tobytes()).numpy()
     assert png.shape == expected_image.shape
     diffs[f"enhance_png_{i}_levels"] = np.abs(
-        png.astype(int) - images.quantize(expected_image).astype(int)).max()
+        png.astype(int)
+        - image_write.quantize(expected_image).astype(int)).max()
   assert len(sizes) == 2
   assert out["after_error_png"].tobytes() == out["enhanced_png_0"].tobytes()
   print("max abs differences, SavedModel in a fresh process vs checkpoint:",

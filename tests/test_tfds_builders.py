@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from nima_enhance.data import ava
 from nima_enhance.data import ava_pipeline
+from nima_enhance.data import image_write
 from nima_enhance.data import images
 from nima_enhance.data import synthetic
 from nima_enhance.data import tfds as builders
@@ -118,11 +119,11 @@ def test_fivek_pairs_builder(tmp_path, real_photo):
   names = [f"a{i:04d}" for i in range(6)]
   for i, name in enumerate(names):
     shade = photo * (0.5 + 0.1 * i)
-    images.write_image(str(manual / "input" / f"{name}.jpg"),
-                       np.clip(shade, 0, 1))
+    image_write.write_image(str(manual / "input" / f"{name}.jpg"),
+                            np.clip(shade, 0, 1))
     if name != "a0005":  # the last input has no target: skipped
-      images.write_image(str(manual / "local_laplacian" / f"{name}.png"),
-                         np.clip(shade ** 0.8, 0, 1), bit_depth=16)
+      image_write.write_image(str(manual / "local_laplacian" / f"{name}.png"),
+                              np.clip(shade ** 0.8, 0, 1), bit_depth=16)
   data_dir = str(tmp_path / "tfds")
   builder = builders.build("mit_adobe_fivek_pairs", data_dir, str(manual),
                            config="local_laplacian")

@@ -22,6 +22,7 @@ import pytest
 import tensorflow as tf
 
 from nima_enhance import scoring
+from nima_enhance.data import image_write
 from nima_enhance.data import images
 from nima_enhance.data import synthetic
 from nima_enhance.serving import export
@@ -278,7 +279,7 @@ def test_scorer_agreement_figures_against_numpy(tmp_path):
   paths = []
   for x in values:
     path = str(tmp_path / f"c{x}.png")
-    images.write_image(path, np.full((30, 40, 3), x / 255.0, np.float32))
+    image_write.write_image(path, np.full((30, 40, 3), x / 255.0, np.float32))
     paths.append(path)
 
   class Scorer:  # mass v at bucket 10 and 1 - v at bucket 1: mean 1 + 9 v
@@ -381,7 +382,7 @@ def test_int8_needs_calibration_images(tmp_path):
   photos.mkdir()
   for name in ("astronaut", "coffee", "chelsea"):
     flat = 0.25 + 0.5 * helpers.photo_uint8(name).astype(np.float32) / 255.0
-    (photos / f"{name}.png").write_bytes(images.encode_image(flat, "png"))
+    (photos / f"{name}.png").write_bytes(image_write.encode_image(flat, "png"))
   path = tflite.export_tflite(model_dir, str(tmp_path / "e"), quantize="int8",
                               representative_dir=str(photos))
   meta = tflite.read_metadata(path)

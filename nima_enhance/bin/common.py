@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from nima_enhance import config
 from nima_enhance.data import image_files
-from nima_enhance.data import images
+from nima_enhance.data import image_write
 from nima_enhance.train import distribute
 
 
@@ -293,7 +293,7 @@ def report_skipped(report, model_dir: str, split: str) -> None:
       logging.warning("skipped %s: %s", image_id, reason)
     lines = "".join(f"{i}\t{r}\n" for i, r in sorted(report.skipped.items()))
     path = os.path.join(model_dir, f"skipped_{split}.txt")
-    images.atomic_write_bytes(path, lines.encode("utf-8"))
+    image_write.atomic_write_bytes(path, lines.encode("utf-8"))
     logging.warning("%d %s images skipped; full list in %s",
                     len(report.skipped), split, path)
     note_skipped(len(report.skipped), path)

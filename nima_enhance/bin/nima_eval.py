@@ -12,7 +12,7 @@ from nima_enhance import config
 from nima_enhance import scoring
 from nima_enhance.bin import common
 from nima_enhance.data import ava
-from nima_enhance.data import images
+from nima_enhance.data import image_write
 
 flags.DEFINE_string("ava_dir", None, "AVA folder: AVA.txt, images/<id>.jpg.")
 flags.mark_flag_as_required("ava_dir")
@@ -49,7 +49,7 @@ def main(argv):
                  "backbone": bundle.spec.get("build_nima", {}).get(
                      "backbone", "mobilenet"),
                  "skipped_images": len(report.skipped)})
-  images.atomic_write_bytes(output, json.dumps(result, indent=2).encode())
+  image_write.atomic_write_bytes(output, json.dumps(result, indent=2).encode())
   print(format_table_row(f"NIMA({result['backbone']})", result))
   print(json.dumps(result, sort_keys=True))
 

@@ -20,7 +20,7 @@ from nima_enhance import api
 from nima_enhance import config
 from nima_enhance.bin import common
 from nima_enhance.data import image_files
-from nima_enhance.data import images
+from nima_enhance.data import image_write
 from nima_enhance.serving import tflite_runner
 
 flags.DEFINE_string("model_dir", None, "Model dir written by nima-train.")
@@ -97,7 +97,8 @@ def main(argv):
     raise common.nothing_processed(f"all {skipped} inputs skipped (reasons "
                                    "in the warnings above)")
   if FLAGS.output:
-    images.atomic_write_bytes(FLAGS.output, buffer.getvalue().encode("utf-8"))
+    image_write.atomic_write_bytes(FLAGS.output,
+                                   buffer.getvalue().encode("utf-8"))
   else:
     sys.stdout.write(buffer.getvalue())
   print(f"nima-score: scored {good} images, skipped {skipped}"

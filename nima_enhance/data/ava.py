@@ -30,6 +30,7 @@ import gin
 import numpy as np
 
 from nima_enhance.data import image_headers
+from nima_enhance.data import image_write
 from nima_enhance.data import images
 from nima_enhance.data import splits
 
@@ -290,7 +291,7 @@ def check_images(ava_dir: str, image_ids: Sequence[str],
     if manifest_file:
       payload = json.dumps({"version": _MANIFEST_VERSION, "files": cached})
       try:
-        images.atomic_write_bytes(manifest_file, payload.encode("utf-8"))
+        image_write.atomic_write_bytes(manifest_file, payload.encode("utf-8"))
       except OSError as err:
         logging.warning("Could not cache the manifest at %s: %s",
                         manifest_file, err)

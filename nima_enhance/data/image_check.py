@@ -15,6 +15,7 @@ import os
 from typing import Callable, Dict, Optional, Sequence
 
 from nima_enhance.data import image_files
+from nima_enhance.data import image_write
 from nima_enhance.data import images
 
 
@@ -80,7 +81,7 @@ def check_files(paths: Sequence[str], cache_file: Optional[str] = None,
     if cache_file:
       payload = json.dumps({"version": 2, "files": cached})
       try:
-        images.atomic_write_bytes(cache_file, payload.encode("utf-8"))
+        image_write.atomic_write_bytes(cache_file, payload.encode("utf-8"))
       except OSError as err:
         log(f"could not cache the manifest at {cache_file}: {err.strerror}")
   return verdicts

@@ -21,6 +21,7 @@ from PIL import Image
 from scipy import ndimage
 from skimage import data as skimage_data
 
+from nima_enhance.data import image_write
 from nima_enhance.data import images
 
 DEGRADATIONS = ("none", "blur", "noise", "jpeg", "underexpose", "overexpose",
@@ -54,8 +55,8 @@ def degrade(image: np.ndarray, kind: str, severity: float,
   if kind == "jpeg":
     quality = int(round(60 - 57 * s))
     buffer = io.BytesIO()
-    Image.fromarray(images.quantize(image)).save(buffer, "JPEG",
-                                                 quality=quality)
+    Image.fromarray(image_write.quantize(image)).save(buffer, "JPEG",
+                                                      quality=quality)
     return np.asarray(Image.open(buffer), np.float32) / 255.0
   if kind == "underexpose":
     return image * (1.0 - 0.85 * s)
@@ -128,8 +129,8 @@ def make_synthetic_ava(output_dir: str, num_images: int = 300,
     degraded = degrade(crop, kind, severity, rng)
     mean = quality_mean(severity, rng)
     counts = rating_counts(mean, rng)
-    images.write_image(os.path.join(image_dir, f"{image_id}.jpg"), degraded,
-                       jpeg_quality=95)
+    image_write.write_image(os.path.join(image_dir, f"{image_id}.jpg"),
+                            degraded, jpeg_quality=95)
     lines.append(_ava_line(index + 1, image_id, counts))
     ids.append(image_id)
     kinds.append(kind)
@@ -149,8 +150,8 @@ def make_synthetic_ava(output_dir: str, num_images: int = 300,
       lines.append(_ava_line(len(lines) + 1, image_id,
                              rating_counts(5.0, rng)))
       bad_ids[image_id] = kind
-  images.atomic_write_bytes(os.path.join(output_dir, "AVA.txt"),
-                            ("\n".join(lines) + "\n").encode("utf-8"))
+  image_write.atomic_write_bytes(os.path.join(output_dir, "AVA.txt"),
+                                 ("\n".join(lines) + "\n").encode("utf-8"))
   return {"ids": ids, "bad_ids": bad_ids, "degradations": kinds,
           "severities": severities, "means": means}
 

@@ -12,7 +12,7 @@ from skimage.metrics import structural_similarity
 from nima_enhance import metrics
 from nima_enhance import scoring
 from nima_enhance.data import fivek
-from nima_enhance.data import images
+from nima_enhance.data import image_write
 from nima_enhance.data.tfds import readers
 from nima_enhance.enhance import report as enhance_report
 from nima_enhance.enhance.inference import load_enhancer
@@ -127,8 +127,9 @@ def evaluate_enhancer(data_dir: str, target: str, model_dir: str,
           [source, reference, output], ["input", f"reference ({target})",
                                         f"output (gamma={enhancer.spec.get('gamma')})"])
     if save_outputs:
-      images.write_image(os.path.join(output_dir, "outputs", f"{name}.png"),
-                         output, bit_depth=16)
+      image_write.write_image(
+          os.path.join(output_dir, "outputs", f"{name}.png"), output,
+          bit_depth=16)
   write_skipped(report, output_dir, split)
   if not rows:
     raise FileNotFoundError(f"{data_dir}: no readable {split} pairs for "
@@ -152,6 +153,6 @@ def evaluate_enhancer(data_dir: str, target: str, model_dir: str,
              [r["nima_output"] for r in rows]},
         title=f"NIMA mean scores, {len(rows)} {split} images")
   result["per_image"] = rows
-  images.atomic_write_bytes(os.path.join(output_dir, "eval.json"),
-                            json.dumps(result, indent=2).encode("utf-8"))
+  image_write.atomic_write_bytes(os.path.join(output_dir, "eval.json"),
+                                 json.dumps(result, indent=2).encode("utf-8"))
   return result

@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from nima_enhance import model_dir as model_dir_lib
 from nima_enhance.data import image_files
+from nima_enhance.data import image_write
 from nima_enhance.data import images
 from nima_enhance.models import can
 from nima_enhance.models import can_streaming
@@ -77,7 +78,7 @@ class EnhancerBundle:
           if pixels.dtype == tf.uint8:
             pixels = tf.cast(pixels, tf.float32) / 255.0
           out = one_piece(tf.cast(pixels, tf.float32)[None])[0].numpy()
-          return images.quantize(out) if output_uint8 else out
+          return image_write.quantize(out) if output_uint8 else out
         self._fn = whole
       else:
         self._fn = can_streaming.StreamingEnhancer(
@@ -198,4 +199,4 @@ def _enhance_file(enhancer, path: str, out_path: str, bit_depth: int) -> None:
   else:
     enhanced = enhancer(pixels)
   del pixels
-  images.write_image(out_path, enhanced, bit_depth=bit_depth)
+  image_write.write_image(out_path, enhanced, bit_depth=bit_depth)

@@ -11,6 +11,7 @@ from typing import Dict, Sequence
 
 import numpy as np
 
+from nima_enhance.data import image_write
 from nima_enhance.data import images
 
 # Grids show images at most this many pixels on their longest side: enough to
@@ -30,7 +31,7 @@ def _save(fig, path: str) -> None:
   buffer = io.BytesIO()
   fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
   plt.close(fig)
-  images.atomic_write_bytes(path, buffer.getvalue())
+  image_write.atomic_write_bytes(path, buffer.getvalue())
 
 
 def comparison_grid(path: str, panels: Sequence[np.ndarray],

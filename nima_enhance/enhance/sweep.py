@@ -23,7 +23,7 @@ from absl import logging
 import gin
 
 from nima_enhance import config
-from nima_enhance.data import images
+from nima_enhance.data import image_write
 from nima_enhance.enhance import evaluate
 from nima_enhance.enhance import report as enhance_report
 from nima_enhance.enhance import train
@@ -132,16 +132,16 @@ def write_table(output_dir: str, rows: List[Dict[str, object]]) -> None:
     lines.append("| " + " | ".join(
         f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c])
         for c in columns) + " |")
-  images.atomic_write_bytes(os.path.join(output_dir, "sweep.md"),
-                            ("\n".join(lines) + "\n").encode("utf-8"))
+  image_write.atomic_write_bytes(os.path.join(output_dir, "sweep.md"),
+                                 ("\n".join(lines) + "\n").encode("utf-8"))
   buffer = io.StringIO()
   writer = csv.DictWriter(buffer, fieldnames=columns)
   writer.writeheader()
   writer.writerows(rows)
-  images.atomic_write_bytes(os.path.join(output_dir, "sweep.csv"),
-                            buffer.getvalue().encode("utf-8"))
-  images.atomic_write_bytes(os.path.join(output_dir, "sweep.json"),
-                            json.dumps(rows, indent=2).encode("utf-8"))
+  image_write.atomic_write_bytes(os.path.join(output_dir, "sweep.csv"),
+                                 buffer.getvalue().encode("utf-8"))
+  image_write.atomic_write_bytes(os.path.join(output_dir, "sweep.json"),
+                                 json.dumps(rows, indent=2).encode("utf-8"))
   if rows:
     enhance_report.sweep_plot(
         os.path.join(output_dir, "sweep.png"), [r["gamma"] for r in rows],

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from nima_enhance import config
 from nima_enhance.data import fivek
-from nima_enhance.data import images
+from nima_enhance.data import image_write
 from nima_enhance.train import enhancer_task
 from nima_enhance.train import loop
 
@@ -96,5 +96,5 @@ def write_skipped(report: fivek.PairReport, directory: str, split: str) -> None:
     logging.warning("%d %s pairs skipped: %s", len(report.skipped), split,
                     ", ".join(sorted(report.skipped)[:20]))
     lines = "".join(f"{n}\t{r}\n" for n, r in sorted(report.skipped.items()))
-    images.atomic_write_bytes(os.path.join(directory, f"skipped_{split}.txt"),
-                              lines.encode("utf-8"))
+    image_write.atomic_write_bytes(
+        os.path.join(directory, f"skipped_{split}.txt"), lines.encode("utf-8"))

@@ -308,7 +308,7 @@ def enhance_bands(image: tf.Tensor, weights: Sequence[tf.Tensor],
     flat = tf.reshape(tf.cast(rows, tf.float32), [-1, channels[-1]])
     band = tf.clip_by_value(tf.matmul(flat, head_kernel) + head_bias, 0.0, 1.0)
     if output_uint8:
-      # Half to even, as images.quantize (np.round) rounds.
+      # Half to even, as image_write.quantize (np.round) rounds.
       band = tf.round(band * 255.0)
     out = out.write(i, tf.cast(tf.reshape(band, [-1, width, 3]), out_dtype))
     return i + 1, his, los, bufs, out
@@ -436,7 +436,7 @@ class StreamingEnhancer:
     output_uint8. As numpy, a wide image's result is a transposed view (no
     copy). `as_tensor` returns an upright tf.Tensor instead: its memory comes
     from TensorFlow's allocator, which keeps the CAN's working memory after
-    the loop, so transposing and encoding it there (`images.encode_image`
+    the loop, so transposing and encoding it there (`image_write.encode_image`
     takes uint8 tensors) adds nothing to the process's peak, where numpy
     copies would sit on top of it (docs/can_streaming.md, "Write phase").
     """

@@ -242,7 +242,7 @@ def make_enhancer_module(model, tile_size: Optional[int] = None,
           lambda: quantized_of(tf.cast(tf.round(decoded * 255.0), tf.uint8)),
           lambda: quantized_of(decoded)))
     enhanced = run(decoded[None])[0]
-    # tf.round rounds half to even like np.round in images.quantize, so the
+    # tf.round rounds half to even like np.round in image_write.quantize, so the
     # PNG holds the same values `enhance --bit_depth 8` writes.
     quantized = tf.cast(tf.round(enhanced * 255.0), tf.uint8)
     return tf.io.encode_png(quantized)

@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from nima_enhance import scoring
+from nima_enhance.data import image_write
 from nima_enhance.data import images
 
 # TF Serving's folder for files it does not read, and the export's metadata
@@ -130,7 +131,7 @@ def score_files_with_saved_model(saved_model: str, paths: Sequence[str],
       with open(path, "rb") as f:
         content = f.read()
       if images.sniff_format(content) not in images.GRAPH_FORMATS:
-        content = images.encode_image(pixels, "png", bit_depth=16)
+        content = image_write.encode_image(pixels, "png", bit_depth=16)
       del pixels
     except images.ImageReadError as err:
       item.error = str(err)

@@ -44,7 +44,7 @@ import keras
 import tensorflow as tf
 
 from nima_enhance import model_dir as model_dir_lib
-from nima_enhance.data import images
+from nima_enhance.data import image_write
 from nima_enhance.train import actions
 from nima_enhance.train import distribute
 from nima_enhance.train import step as step_lib
@@ -179,12 +179,14 @@ def _dataset_fn(task: Task, strategy: tf.distribute.Strategy,
 
 def _write_operative_config(model_dir: str) -> None:
   """The gin configuration as called (gin.tf's hook, without gin.tf)."""
-  images.atomic_write_bytes(os.path.join(model_dir, "operative_config.gin"),
-                            gin.operative_config_str().encode("utf-8"))
+  image_write.atomic_write_bytes(
+      os.path.join(model_dir, "operative_config.gin"),
+      gin.operative_config_str().encode("utf-8"))
 
 
 def _write_model_spec(model_dir: str, task: Task) -> None:
   """model_spec.json lets scoring/export rebuild the model without gin."""
   spec = dict(task.model_spec())
-  images.atomic_write_bytes(os.path.join(model_dir, model_dir_lib.SPEC_NAME),
-                            json.dumps(spec, indent=2).encode("utf-8"))
+  image_write.atomic_write_bytes(
+      os.path.join(model_dir, model_dir_lib.SPEC_NAME),
+      json.dumps(spec, indent=2).encode("utf-8"))

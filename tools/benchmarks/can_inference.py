@@ -260,7 +260,7 @@ assert len(png['image'].numpy()) > 1000
 
 def _end_to_end(mps, budget):
   """enhance binary and SavedModel bytes signature on big JPEGs: peak RSS."""
-  from nima_enhance.data import images  # pylint: disable=g-import-not-at-top
+  from nima_enhance.data import image_write  # pylint: disable=g-import-not-at-top
   from nima_enhance.serving import export  # pylint: disable=g-import-not-at-top
   work = tempfile.mkdtemp(prefix="can_bench_")
   model_dir = os.path.join(work, "can")
@@ -279,7 +279,7 @@ def _end_to_end(mps, budget):
   for mp in mps:
     height, width = SHAPES[mp]
     path = os.path.join(work, f"photo_{mp}mp.jpg")
-    images.write_image(path, _photo(height, width))
+    image_write.write_image(path, _photo(height, width))
     code, wall, peak = _peak_of(
         [sys.executable, "-m", "nima_enhance.bin.enhance", "--model_dir",
          model_dir, "--output_dir", os.path.join(work, "out"), path,

@@ -65,6 +65,7 @@ import tensorflow as tf  # noqa: E402
 from nima_enhance import scoring  # noqa: E402
 from nima_enhance.data import ava_pipeline  # noqa: E402
 from nima_enhance.data import image_headers  # noqa: E402
+from nima_enhance.data import image_write  # noqa: E402
 from nima_enhance.data import images  # noqa: E402
 from nima_enhance.models import nima as nima_lib  # noqa: E402
 
@@ -100,7 +101,7 @@ def write_jpegs(folder, count):
     image = images.resize(np.ascontiguousarray(crop), (HEIGHT, WIDTH))
     path = os.path.join(folder, f"img_{i:04d}.jpg")
     with open(path, "wb") as f:
-      f.write(images.encode_image(image, "jpeg", jpeg_quality=90))
+      f.write(image_write.encode_image(image, "jpeg", jpeg_quality=90))
     paths.append(path)
   return paths
 

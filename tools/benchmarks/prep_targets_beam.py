@@ -39,6 +39,7 @@ import numpy as np  # noqa: E402
 
 from data_prep import beam_pipeline  # noqa: E402
 from data_prep import targets  # noqa: E402
+from nima_enhance.data import image_write  # noqa: E402
 from nima_enhance.data import images  # noqa: E402
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry",
@@ -52,7 +53,7 @@ def _write_inputs(folder, count, side):
     name = PHOTOS[i % len(PHOTOS)]
     photo = images.to_float_rgb(np.asarray(getattr(data, name)()), name)
     photo = images.resize_max_side(photo, side, upscale=True)
-    images.write_image(os.path.join(folder, f"{i:03d}_{name}.png"), photo)
+    image_write.write_image(os.path.join(folder, f"{i:03d}_{name}.png"), photo)
     megapixels += photo.shape[0] * photo.shape[1] / 1e6
   return megapixels
 

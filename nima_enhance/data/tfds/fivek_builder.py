@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from nima_enhance.data import fivek
+from nima_enhance.data import image_write
 from nima_enhance.data import images
 from nima_enhance.data.tfds import compat
 
@@ -122,7 +123,7 @@ def _example(item: Tuple[str, str, str]) -> List[Tuple[str, Dict[str, object]]]:
     if images.sniff_format(input_bytes) == "tiff":
       # The graph decoder has no TIFF support; keep 16 bits through PNG.
       pixels = images.decode_image_bytes(input_bytes, source=input_path)
-      input_bytes = images.encode_image(pixels, "png", bit_depth=16)
+      input_bytes = image_write.encode_image(pixels, "png", bit_depth=16)
     images.decode_image_bytes(target_bytes, source=target_path)
   except images.ImageReadError as err:
     # find_pairs decoded both files strictly already; one that changed since
