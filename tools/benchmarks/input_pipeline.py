@@ -19,7 +19,8 @@ round (best of `--rounds`; which side runs first alternates), it times:
 - NIMA "crop" mode (256x256 then a random 224x224 crop) against the same
   bare pipeline resizing to 256x256;
 - the enhancer: `fivek.make_train_dataset` (largest side 640, batch 1; the
-  pairs' headers read first, untimed, as `fivek.find_pairs` does) against
+  pairs' headers read first, untimed, as `make_train_dataset` itself does
+  before its pipeline runs) against
   decode_jpeg (input) + decode_png (target) + bilinear resize of both to
   the same size.
 
