@@ -39,6 +39,18 @@ def astronaut_uint8():
   return data.astronaut()
 
 
+@pytest.fixture(scope="module")
+def ava_dir(tmp_path_factory):
+  """A small synthetic AVA folder (40 images, 48x64) per test module.
+
+  Modules that need another size or count define their own `ava_dir`.
+  """
+  from nima_enhance.data import synthetic  # pylint: disable=g-import-not-at-top
+  root = str(tmp_path_factory.mktemp("ava"))
+  synthetic.make_synthetic_ava(root, num_images=40, image_size=(48, 64))
+  return root
+
+
 @pytest.fixture()
 def op_determinism():
   """Runs a test with TensorFlow's op determinism on, then off again.

@@ -11,13 +11,6 @@ from nima_enhance.data import synthetic
 _LINE = "1 953619 0 1 5 17 38 36 15 6 5 1 1 22 1396\n"
 
 
-@pytest.fixture(scope="module")
-def ava_dir(tmp_path_factory):
-  root = str(tmp_path_factory.mktemp("ava"))
-  synthetic.make_synthetic_ava(root, num_images=40, image_size=(48, 64))
-  return root
-
-
 def test_parse_real_ava_line(tmp_path):
   path = tmp_path / "AVA.txt"
   path.write_text(_LINE + "2 953958 10 7 15 26 26 21 10 8 1 2 15 21 1396\n")

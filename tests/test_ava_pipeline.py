@@ -17,13 +17,6 @@ from nima_enhance.data import synthetic
 from resize_reference import np_bilinear
 
 
-@pytest.fixture(scope="module")
-def ava_dir(tmp_path_factory):
-  root = str(tmp_path_factory.mktemp("ava"))
-  synthetic.make_synthetic_ava(root, num_images=40, image_size=(48, 64))
-  return root
-
-
 def test_planned_dataset_gives_the_parsed_pixels(ava_dir):
   """make_dataset with the manifest's headers (planned decode) == without
   them (headers parsed in the graph), flips included."""

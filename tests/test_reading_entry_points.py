@@ -21,12 +21,10 @@ from binary_helpers import ENV
 from binary_helpers import REPO
 from binary_helpers import run_binary as _run
 import image_zoo
-import serving_helpers
 from nima_enhance import scoring
 from nima_enhance.data import ava
 from nima_enhance.data import ava_pipeline
 from nima_enhance.data import fivek
-from nima_enhance.data import image_files
 from nima_enhance.data import image_write
 from nima_enhance.data import images
 from nima_enhance.enhance import inference
@@ -42,16 +40,6 @@ def zoo(tmp_path_factory):
 @pytest.fixture(scope="module")
 def zoo_dir(zoo):
   return os.path.dirname(zoo["clean.jpg"].path)
-
-
-@pytest.fixture(scope="module")
-def nima_dir(tmp_path_factory):
-  return serving_helpers.make_nima_dir(str(tmp_path_factory.mktemp("nima")))
-
-
-@pytest.fixture(scope="module")
-def can_dir(tmp_path_factory):
-  return serving_helpers.make_can_dir(str(tmp_path_factory.mktemp("can")))
 
 
 def _good(zoo):
