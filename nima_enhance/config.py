@@ -45,7 +45,7 @@ CONFIGURABLE_MODULES = (
     "nima_enhance.train.nima_task",
     "nima_enhance.models.can",
     "nima_enhance.losses",
-    "nima_enhance.data.fivek",
+    "nima_enhance.data.fivek_pipeline",
     "nima_enhance.train.enhancer_task",
     # ava_train_dataset; also lets the TFDS readers load after gin is locked.
     "nima_enhance.data.tfds.readers",

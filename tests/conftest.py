@@ -51,6 +51,36 @@ def ava_dir(tmp_path_factory):
   return root
 
 
+def _write_fivek_pair(root, name, image, target=None,
+                      target_name="local_laplacian", ext="png"):
+  from nima_enhance.data import image_write  # pylint: disable=g-import-not-at-top
+  image_write.write_image(os.path.join(root, "input", f"{name}.{ext}"), image)
+  if target is not None:
+    image_write.write_image(os.path.join(root, target_name, f"{name}.png"),
+                            target, bit_depth=16)
+
+
+@pytest.fixture()
+def write_fivek_pair():
+  """write(root, name, image, target=None, target_name=..., ext="png"):
+  root/input/<name>.<ext> and, with a target, root/<target_name>/<name>.png
+  (16-bit)."""
+  return _write_fivek_pair
+
+
+@pytest.fixture()
+def fivek_dir(tmp_path, real_photos):
+  """A FiveK-style folder of five 30x40 pairs (a-e; target = 1 - input),
+  fresh per test (tests damage or remove its files)."""
+  from nima_enhance.data import images  # pylint: disable=g-import-not-at-top
+  root = str(tmp_path)
+  photos = list(real_photos.values())
+  for i, name in enumerate(["e", "a", "d", "b", "c"]):
+    image = images.resize(photos[i % len(photos)], (30, 40))
+    _write_fivek_pair(root, name, image, target=1.0 - image)
+  return root
+
+
 @pytest.fixture()
 def op_determinism():
   """Runs a test with TensorFlow's op determinism on, then off again.

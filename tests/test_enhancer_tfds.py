@@ -13,6 +13,7 @@ import tensorflow as tf
 
 import enhance_helpers
 from nima_enhance.data import fivek
+from nima_enhance.data import fivek_pipeline
 from nima_enhance.data import tfds as builders
 from nima_enhance.data.tfds import readers
 
@@ -47,20 +48,20 @@ def test_records_feed_the_same_pixels_as_the_files(pairs_dir, tfds_dir):
   files, _ = fivek.find_pairs(pairs_dir, "local_laplacian", "train")
   records = readers.fivek_train_pairs(tfds_dir, "local_laplacian")
   assert len(records) == len(files) == 3
-  from_files = _epoch(fivek.make_train_dataset(files, max_side=16, seed=3)
-                      .unbatch(), 3)
-  from_records = _epoch(fivek.make_train_dataset(records, max_side=16, seed=3)
-                        .unbatch(), 3)
+  from_files = _epoch(fivek_pipeline.make_train_dataset(
+      files, max_side=16, seed=3).unbatch(), 3)
+  from_records = _epoch(fivek_pipeline.make_train_dataset(
+      records, max_side=16, seed=3).unbatch(), 3)
   for (fs, ft), (rs, rt) in zip(from_files, from_records):
     assert fs.shape == rs.shape == (12, 16, 3)
     np.testing.assert_array_equal(fs, rs)
     np.testing.assert_array_equal(ft, rt)
   # Resume: skipping k elements replays what an uninterrupted run sees next.
   whole = [s.numpy() for s, _ in
-           fivek.make_train_dataset(records, seed=5).take(5)]
+           fivek_pipeline.make_train_dataset(records, seed=5).take(5)]
   resumed = [s.numpy() for s, _ in
-             fivek.make_train_dataset(records, seed=5, start_example=3)
-             .take(2)]
+             fivek_pipeline.make_train_dataset(records, seed=5,
+                                               start_example=3).take(2)]
   np.testing.assert_array_equal(np.stack(resumed), np.stack(whole[3:]))
 
 

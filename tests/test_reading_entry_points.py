@@ -25,6 +25,7 @@ from nima_enhance import scoring
 from nima_enhance.data import ava
 from nima_enhance.data import ava_pipeline
 from nima_enhance.data import fivek
+from nima_enhance.data import fivek_pipeline
 from nima_enhance.data import image_write
 from nima_enhance.data import images
 from nima_enhance.enhance import inference
@@ -181,7 +182,7 @@ def test_fivek_pairs_and_training_pipeline_follow_the_contract(zoo, tmp_path):
   pairs, report = fivek.find_pairs(str(data_dir), "t", "all")
   assert sorted(report.skipped) == ["damaged_middle", "truncated"]
   assert "corrupt JPEG data" in report.skipped["damaged_middle"]
-  dataset = fivek.make_train_dataset(pairs, max_side=None)
+  dataset = fivek_pipeline.make_train_dataset(pairs, max_side=None)
   seen = []
   for source, target in dataset.take(8):
     seen.append(source[0].numpy())

@@ -23,6 +23,7 @@ from nima_enhance import config
 from nima_enhance import losses
 from nima_enhance import model_dir as model_dir_lib
 from nima_enhance.data import fivek
+from nima_enhance.data import fivek_pipeline
 from nima_enhance.data.tfds import readers
 from nima_enhance.models import can
 from nima_enhance.models import nima as nima_lib
@@ -84,7 +85,8 @@ class EnhancerTask(Task):
   def __init__(self, data_dir: str, target: str,
                nima_model_dir: Optional[str] = None,
                split_file: Optional[str] = None,
-               pairs: Optional[fivek.Pairs | fivek.EncodedPairs] = None,
+               pairs: Optional[fivek.Pairs
+                               | fivek_pipeline.EncodedPairs] = None,
                learning_rate: float = 1e-4,
                nima_input: str = "nima_preprocessing",
                gamma: Optional[float] = None,
@@ -192,9 +194,9 @@ class EnhancerTask(Task):
     return len(self.pairs)
 
   def dataset(self, input_context, batch_size, start_example, seed):
-    return fivek.make_train_dataset(self.pairs, batch_size=batch_size,
-                                    seed=seed, start_example=start_example,
-                                    input_context=input_context)
+    return fivek_pipeline.make_train_dataset(
+        self.pairs, batch_size=batch_size, seed=seed,
+        start_example=start_example, input_context=input_context)
 
   def per_example_loss(self, model, batch, training):
     source, reference = batch
@@ -230,9 +232,9 @@ class EnhancerTfdsTask(EnhancerTask):
   """EnhancerTask reading the TFDS `mit_adobe_fivek_pairs/<target>` records.
 
   Same model, loss, optimizer, gin settings and input steps
-  (`fivek.make_train_dataset`: resize, crops, shuffle, resume); only the
-  pairs come from the records `build-tfds` wrote instead of loose files. The
-  train/test split is the one the records were built with.
+  (`fivek_pipeline.make_train_dataset`: resize, crops, shuffle, resume);
+  only the pairs come from the records `build-tfds` wrote instead of loose
+  files. The train/test split is the one the records were built with.
   """
 
   def __init__(self, tfds_data_dir: str, target: str,

@@ -18,9 +18,9 @@ round (best of `--rounds`; which side runs first alternates), it times:
   bilinear resize 480x640` of the same files, same parallelism and batch;
 - NIMA "crop" mode (256x256 then a random 224x224 crop) against the same
   bare pipeline resizing to 256x256;
-- the enhancer: `fivek.make_train_dataset` (largest side 640, batch 1; the
-  pairs' headers read first, untimed, as `make_train_dataset` itself does
-  before its pipeline runs) against
+- the enhancer: `fivek_pipeline.make_train_dataset` (largest side 640,
+  batch 1; the pairs' headers read first, untimed, as `make_train_dataset`
+  itself does before its pipeline runs) against
   decode_jpeg (input) + decode_png (target) + bilinear resize of both to
   the same size.
 
@@ -55,6 +55,7 @@ import tensorflow as tf  # noqa: E402
 from nima_enhance.data import ava  # noqa: E402
 from nima_enhance.data import ava_pipeline  # noqa: E402
 from nima_enhance.data import fivek  # noqa: E402
+from nima_enhance.data import fivek_pipeline  # noqa: E402
 
 TARGET_RATIO = 0.8
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
@@ -179,8 +180,8 @@ def main():
       report = ava.check_images(folder, ids)
       assert report.good == ids, report.summary()
       ratings = ratings.with_headers(report.headers)
-      # As `fivek.make_train_dataset` does: the headers read once on the
-      # host (untimed: before the pipeline runs).
+      # As `fivek_pipeline.make_train_dataset` does: the headers read once
+      # on the host (untimed: before the pipeline runs).
       pairs = fivek.with_headers(fivek.Pairs(ids, inputs, targets))
       cases = []
       for mode, size in (("paper", (480, 640)), ("crop", (256, 256))):
@@ -195,8 +196,8 @@ def main():
                       lambda size=size: bare_jpeg(inputs, size, BATCH),
                       batches, BATCH))
       cases.append(("enhancer (max side 640)",
-                    lambda: fivek.make_train_dataset(pairs, batch_size=1,
-                                                     max_side=640),
+                    lambda: fivek_pipeline.make_train_dataset(
+                        pairs, batch_size=1, max_side=640),
                     lambda: bare_pairs(inputs, targets, 640),
                     4 * batches, 1))
       for name, pipeline, bare, n, per in cases:

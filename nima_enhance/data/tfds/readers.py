@@ -22,7 +22,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from nima_enhance.data import ava_pipeline
-from nima_enhance.data import fivek
+from nima_enhance.data import fivek_pipeline
 from nima_enhance.data import images
 from nima_enhance.data.tfds.ava_builder import Ava
 from nima_enhance.data.tfds.fivek_builder import MitAdobeFivekPairs
@@ -165,7 +165,7 @@ def fivek_pairs_dataset(data_dir: str, target: str, split: str = "train",
   """Unbatched (name, input, target) float [0, 1] images of one split.
 
   Resizing, cropping and batching are the enhancer pipeline's business
-  (`nima_enhance.data.fivek`); this only replaces its file reading.
+  (`nima_enhance.data.fivek_pipeline`); this only replaces its file reading.
   """
   builder = _prepared("mit_adobe_fivek_pairs", data_dir, target)
   dataset = _sharded(builder, split, input_context, seed,
@@ -184,12 +184,14 @@ def fivek_skipped_at_build(data_dir: str, target: str) -> Dict[str, int]:
                         ).info.metadata.get("skipped", {}))
 
 
-def fivek_train_pairs(data_dir: str, target: str) -> fivek.EncodedPairs:
+def fivek_train_pairs(data_dir: str,
+                      target: str) -> fivek_pipeline.EncodedPairs:
   """The train split of `mit_adobe_fivek_pairs/<target>` for the enhancer.
 
-  `fivek.make_train_dataset` turns it into batches exactly as it does the
-  loose files (resize, crops, shuffle, repeat, resume skip); this only
-  supplies each input pipeline's shard of encoded (input, target) bytes.
+  `fivek_pipeline.make_train_dataset` turns it into batches exactly as it
+  does the loose files (resize, crops, shuffle, repeat, resume skip); this
+  only supplies each input pipeline's shard of encoded (input, target)
+  bytes.
   """
   builder = _prepared("mit_adobe_fivek_pairs", data_dir, target)
 
@@ -199,8 +201,8 @@ def fivek_train_pairs(data_dir: str, target: str) -> fivek.EncodedPairs:
                        shuffle_files=True)
     return dataset.map(lambda ex: (ex["input_bytes"], ex["target_bytes"]))
 
-  return fivek.EncodedPairs(builder.info.splits["train"].num_examples,
-                            make_dataset)
+  return fivek_pipeline.EncodedPairs(
+      builder.info.splits["train"].num_examples, make_dataset)
 
 
 def iterate_fivek_pairs(data_dir: str, target: str, split: str = "test"
