@@ -27,6 +27,7 @@ from nima_enhance.data import images
 from nima_enhance.data import synthetic
 from nima_enhance.serving import export
 from nima_enhance.serving import tflite
+from nima_enhance.serving import tflite_convert
 from nima_enhance.serving import tflite_quantize
 
 from binary_helpers import assert_one_line_error as _assert_one_line_error
@@ -82,7 +83,7 @@ def exports(trained, tmp_path_factory):
   base = str(tmp_path_factory.mktemp("exports"))
   return {q: tflite.export_tflite(model_dir, os.path.join(base, q),
                                   quantize=q)
-          for q in tflite.QUANTIZATIONS}
+          for q in tflite_convert.QUANTIZATIONS}
 
 
 def _checkpoint_scores(model_dir, folder):
@@ -162,7 +163,7 @@ def test_quantized_files_are_small_and_agree_with_checkpoint(
   # in float gave 0.10, full-integer int8 0.48.
   for quantize, tol, min_srcc in (("float16", 0.01, 0.99),
                                   ("int8", 0.1, 0.98)):
-    agreement = tflite.scorer_agreement(
+    agreement = tflite_convert.scorer_agreement(
         bundle, tflite.load_tflite(exports[quantize]), paths)
     assert agreement["images"] >= 20
     assert agreement["max_abs_mean_diff"] <= tol, (quantize, agreement)
@@ -232,10 +233,11 @@ def test_int8_without_float_ops_is_integer_but_one_neg(trained, tmp_path):
 
   spec = tf.TensorSpec([1, height, width, 3], tf.float32, name="pixels")
   rng = np.random.RandomState(0)
-  samples = [tflite.input_ramp(height, width)] + [
+  samples = [tflite_convert.input_ramp(height, width)] + [
       rng.uniform(0, 255, (1, height, width, 3)).astype(np.float32)
       for _ in range(3)]
-  content, kept = tflite.convert(fn, spec, ("distribution",), "int8", samples)
+  content, kept = tflite_convert.convert(fn, spec, ("distribution",), "int8",
+                                         samples)
   assert kept == []
   path = str(tmp_path / "full.tflite")
   with open(path, "wb") as f:
@@ -244,68 +246,9 @@ def test_int8_without_float_ops_is_integer_but_one_neg(trained, tmp_path):
   assert [op.split(" ")[0] for op in tflite.float_ops_of(path)] == ["NEG"]
   assert _op_types(path)["CONV_2D"] == {"int8"}
   with pytest.raises(tflite.TfliteError, match="failed"):
-    tflite.convert(fn, spec, ("distribution",), "int8", samples,
-                   float_tensors="(")  # a broken pattern: one clear error
-
-
-def test_calibration_pixels_are_the_scoring_pixels(tmp_path):
-  """int8 calibration reads files as nima-score does (reduced decode)."""
-  path = str(tmp_path / "astronaut.jpg")  # 512x512: decoded at 1/4 below
-  with open(path, "wb") as f:
-    f.write(helpers.scorer_requests()["astronaut.jpg"])
-  seen = []
-
-  class Recorder:  # what scoring.score_files feeds the network
-    preprocessing = {"mode": "paper", "image_size": [48, 64],
-                     "resize_size": 256, "random_flip": False}
-
-    def predict(self, batch):
-      seen.append(np.array(batch))
-      return tf.fill([len(batch), 10], 0.1)
-
-  list(scoring.score_files(Recorder(), [path], batch_size=1))
-  got = list(tflite.eval_pixels_of_files([path, str(tmp_path / "no.jpg")],
-                                         Recorder.preprocessing))
-  assert len(got) == 1 and got[0].shape == (1, 48, 64, 3)
-  np.testing.assert_allclose(got[0], seen[0], atol=1e-4)
-  # A full decode gives other pixels: the check above sees the difference.
-  full = scoring.eval_pixels(images.read_image(path), Recorder.preprocessing)
-  assert np.abs(full - got[0][0]).max() > 1.0
-
-
-def test_scorer_agreement_figures_against_numpy(tmp_path):
-  """max |mean diff|, SRCC and max distribution diff of two known scorers."""
-  values = (51, 102, 153, 204)  # constant photos: pixel fraction v = x / 255
-  paths = []
-  for x in values:
-    path = str(tmp_path / f"c{x}.png")
-    image_write.write_image(path, np.full((30, 40, 3), x / 255.0, np.float32))
-    paths.append(path)
-
-  class Scorer:  # mass v at bucket 10 and 1 - v at bucket 1: mean 1 + 9 v
-    preprocessing = {"mode": "paper", "image_size": [12, 16],
-                     "resize_size": 256, "random_flip": False}
-
-    def __init__(self, power):
-      self.power = power
-
-    def predict(self, batch):
-      v = np.asarray(batch, np.float64).mean(axis=(1, 2, 3)) / 255.0
-      dist = np.zeros((len(v), 10), np.float32)
-      dist[:, 9] = v ** self.power
-      dist[:, 0] = 1.0 - v ** self.power
-      return tf.constant(dist)
-
-  got = tflite.scorer_agreement(Scorer(1.0), Scorer(1.5), paths,
-                                batch_size=3)
-  v = np.array(values) / 255.0
-  diff = v - v ** 1.5
-  assert got["images"] == 4
-  np.testing.assert_allclose(got["max_abs_mean_diff"], 9 * diff.max(),
-                             rtol=1e-4)
-  np.testing.assert_allclose(got["max_abs_distribution_diff"], diff.max(),
-                             rtol=1e-4)
-  assert got["srcc_means"] == pytest.approx(1.0)  # v^1.5 keeps the order
+    # A broken pattern: one clear error.
+    tflite_convert.convert(fn, spec, ("distribution",), "int8", samples,
+                           float_tensors="(")
 
 
 def test_int8_rounded_weights_match_per_channel_rounding_in_numpy():

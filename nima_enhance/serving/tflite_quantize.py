@@ -1,11 +1,11 @@
 """int8 TFLite: ops kept in float, a file's float ops, int8's rounding floor.
 
-Used by `tflite.convert` for `--quantize int8`: TFLite's public converter is
-all-or-nothing (full integer, or a float fallback it chooses); the scorer of
-some backbones needs a few named ops in float to keep its means within 0.1
-of the checkpoint (docs/serving.md "On-device (TFLite)"). `int8_floor`
-measures what int8's own roundings (uint8 pixels, int8 kernels) cost a
-checkpoint in float, for tflite_metadata.json.
+Used by `tflite_convert.convert` for `--quantize int8`: TFLite's public
+converter is all-or-nothing (full integer, or a float fallback it chooses);
+the scorer of some backbones needs a few named ops in float to keep its means
+within 0.1 of the checkpoint (docs/serving.md "On-device (TFLite)").
+`int8_floor` measures what int8's own roundings (uint8 pixels, int8 kernels)
+cost a checkpoint in float, for tflite_metadata.json.
 """
 
 from __future__ import annotations
@@ -186,7 +186,7 @@ def int8_floor(bundle, paths: Sequence[str],
   Args:
     bundle: the float checkpoint (`scoring.NimaBundle`).
     paths: the images of the int8 agreement check.
-    agreement: `tflite.scorer_agreement` (reference, candidate, paths).
+    agreement: `tflite_convert.scorer_agreement` (reference, candidate, paths).
 
   Returns:
     {"pixels_rounded": agreement of the checkpoint fed integer pixels,

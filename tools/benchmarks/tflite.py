@@ -86,6 +86,7 @@ from nima_enhance.data import ava  # noqa: E402
 from nima_enhance.data import synthetic  # noqa: E402
 from nima_enhance.models import nima as nima_lib  # noqa: E402
 from nima_enhance.serving import tflite  # noqa: E402
+from nima_enhance.serving import tflite_convert  # noqa: E402
 
 
 def train_small(ava_dir, model_dir, steps, bindings=()):
@@ -116,8 +117,8 @@ def _bn_pixels(paths, preprocessing, size):
   batch keeps the same pixel count (64 at 480x640 needed 17 GB).
   """
   count = max(8, min(64, 64 * 224 * 224 // (size[0] * size[1])))
-  return np.concatenate(list(tflite.eval_pixels_of_files(paths[:count],
-                                                         preprocessing)))
+  return np.concatenate(list(tflite_convert.eval_pixels_of_files(
+      paths[:count], preprocessing)))
 
 
 def recalibrate_batch_norm(model, pixels):
@@ -194,7 +195,8 @@ def bench_backbone(name, model_dir, export_root, held_out, ratings, rounds,
                    quantizations, train_s):
   bundle = scoring.load_nima(model_dir)
   height, width = bundle.preprocessing["image_size"]
-  pixels = next(tflite.eval_pixels_of_files(held_out, bundle.preprocessing))
+  pixels = next(tflite_convert.eval_pixels_of_files(held_out,
+                                                    bundle.preprocessing))
   keras_ms = 1e3 * best_latency(
       lambda x: bundle.predict(tf.constant(x)).numpy(), pixels, rounds)
   scored = [s for s in scoring.score_files(bundle, held_out, 8)
@@ -211,7 +213,7 @@ def bench_backbone(name, model_dir, export_root, held_out, ratings, rounds,
   # What int8's two unavoidable roundings (uint8 pixels, int8 kernels per
   # channel) cost this checkpoint alone, in float on the same images.
   floor = (tflite.tflite_quantize.int8_floor(bundle, held_out,
-                                             tflite.scorer_agreement)
+                                             tflite_convert.scorer_agreement)
            if "int8" in quantizations else None)
   rows = []
   for quantize in quantizations:
@@ -226,8 +228,8 @@ def bench_backbone(name, model_dir, export_root, held_out, ratings, rounds,
       latency[threads] = 1e3 * best_latency(model.run, pixels, rounds)
       del model  # one interpreter (and its activation arena) at a time
       gc.collect()
-    agreement = tflite.scorer_agreement(bundle, tflite.load_tflite(path),
-                                        held_out)
+    agreement = tflite_convert.scorer_agreement(
+        bundle, tflite.load_tflite(path), held_out)
     float_ops = tflite.read_metadata(path).get("float_ops")
     gc.collect()
     rows.append({"backbone": name, "input": f"{height}x{width}",
@@ -278,8 +280,8 @@ def int8_variants(name, model_dir, export_root, held_out, shipped_row):
     path = tflite.export_tflite(
         model_dir, os.path.join(export_root, name, "int8_variant"),
         quantize="int8", int8_float_ops=pattern)
-    agreement = tflite.scorer_agreement(bundle, tflite.load_tflite(path),
-                                        held_out)
+    agreement = tflite_convert.scorer_agreement(
+        bundle, tflite.load_tflite(path), held_out)
     rows.append({"backbone": name, "variant": label,
                  "size_bytes": os.path.getsize(path),
                  "float_ops": len(tflite.read_metadata(path)["float_ops"]),
