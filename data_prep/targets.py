@@ -60,7 +60,7 @@ def _apply(operator: str, image: np.ndarray,
   if operator == "local_laplacian":
     return local_laplacian(image, **params), None
   dehazed, _, air = dehaze.nonlocal_dehaze(image, **params)
-  return dehazed, [round(float(value), 4) for value in air]
+  return dehazed, [float(value) for value in air]
 
 
 def _is_remote(path: str) -> bool:
@@ -290,7 +290,7 @@ def record_airlights(plan: Plan, results: Iterable[Outcome]) -> None:
   replaced atomically.
   """
   used = {os.path.basename(r[0]): r[3] for r in results
-          if r[1] == WRITTEN and len(r) > 3 and r[3] is not None}
+          if r[1] == WRITTEN and r[3] is not None}
   if not used:
     return
   path = os.path.join(plan.out_dir, airlight_table.RECORD_FILE)
